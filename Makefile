@@ -1,0 +1,66 @@
+# MicroCommerce — developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+INFRA := infrastructure/local/infra.sh
+PYTEST_ARGS ?=
+
+.PHONY: help venv generate check-generated validate-specs lint format test test-unit \
+        infra-up infra-down infra-status up down clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "uv not found: installing it with pip (user site)"
+	python3 -m pip install --quiet --user uv
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+venv: .venv/.synced ## Create or update the Python environment (uv, from uv.lock)
+
+generate: venv ## Regenerate generated/ and the deployment files from specs/
+	$(PY) -m generator generate
+
+check-generated: venv ## Fail with a diff when generated output is stale
+	$(PY) -m generator check
+
+validate-specs: venv ## Validate and cross-check every spec without writing
+	$(PY) -m generator validate
+
+lint: venv ## ruff + mypy --strict on generator and handwritten code
+	$(PY) -m ruff check generator handwritten tests infrastructure
+	$(PY) -m ruff format --check generator handwritten tests infrastructure
+	$(PY) -m mypy generator handwritten
+
+format: venv ## Apply ruff fixes and formatting
+	$(PY) -m ruff check --fix generator handwritten tests infrastructure
+	$(PY) -m ruff format generator handwritten tests infrastructure
+
+infra-up: venv ## Install (first time) and start PostgreSQL, Redis and Kafka locally
+	bash $(INFRA) up
+
+infra-down: ## Stop the local infrastructure
+	bash $(INFRA) down
+
+infra-status: ## Show what is running
+	bash $(INFRA) status
+
+test-unit: venv ## Tests that need no infrastructure
+	$(PY) -m pytest tests/unit tests/generator $(PYTEST_ARGS)
+
+test: venv infra-up ## The whole suite on real PostgreSQL, Redis and Kafka
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+up: infra-up ## Start the local stack (infrastructure; services join as they land)
+	@echo "MicroCommerce local stack is up (infrastructure only so far)."
+
+down: infra-down ## Stop the local stack
+
+clean: ## Remove the environment and all local data (.local)
+	-bash $(INFRA) down
+	rm -rf .venv .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""MicroCommerce code generator: specs in, typed code and deployment files out."""

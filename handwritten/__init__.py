@@ -1,0 +1,1 @@
+"""Handwritten domain logic and adapters behind the generated interfaces."""

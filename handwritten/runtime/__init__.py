@@ -1,0 +1,1 @@
+"""Runtime pieces shared by every service (config, messaging, db, tracing…), once."""
