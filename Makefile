@@ -7,7 +7,7 @@ PY := .venv/bin/python
 INFRA := infrastructure/local/infra.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv generate check-generated validate-specs lint format test test-unit \
+.PHONY: tools help venv generate check-generated validate-specs lint format test test-unit \
         infra-up infra-down infra-status up down clean
 
 help: ## List the commands
@@ -50,10 +50,13 @@ infra-down: ## Stop the local infrastructure
 infra-status: ## Show what is running
 	bash $(INFRA) status
 
-test-unit: venv ## Tests that need no infrastructure
+tools: ## Debian tools some tests run (luajit for the gateway's Lua)
+	@command -v luajit >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq luajit >/dev/null; }
+
+test-unit: venv tools ## Tests that need no infrastructure
 	$(PY) -m pytest tests/unit tests/generator $(PYTEST_ARGS)
 
-test: venv infra-up ## The whole suite on real PostgreSQL, Redis and Kafka
+test: venv tools infra-up ## The whole suite on real PostgreSQL, Redis and Kafka
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 up: infra-up ## Start the local stack (infrastructure; services join as they land)

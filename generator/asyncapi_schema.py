@@ -9,7 +9,11 @@ from pathlib import Path
 import jsonschema
 
 SCHEMA_PATH = (
-    Path(__file__).resolve().parents[1] / "specs" / "schemas" / "vendor" / "asyncapi-3.0.0.schema.json"
+    Path(__file__).resolve().parents[1]
+    / "specs"
+    / "schemas"
+    / "vendor"
+    / "asyncapi-3.0.0.schema.json"
 )
 
 

@@ -136,6 +136,4 @@ class Catalog(_Frozen):
 
     def topics(self) -> list[str]:
         """Every topic produced or consumed by any service, sorted."""
-        return sorted(
-            {t for s in self.services.values() for t in (*s.produces, *s.consumes)}
-        )
+        return sorted({t for s in self.services.values() for t in (*s.produces, *s.consumes)})

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from generator.errors import SpecErrors
+from generator.errors import InvalidSpecsError
 from generator.pipeline import build, diff, load_and_check, write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             print("specs are valid")
             return 0
         out = build(root)
-    except SpecErrors as exc:
+    except InvalidSpecsError as exc:
         print(exc, file=sys.stderr)
         return 2
     if args.command == "check":

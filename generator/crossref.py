@@ -92,7 +92,9 @@ class CrossChecker:
             at = join_pointer("services", name)
             ports.update(p for p in (service.http_port, service.grpc_port) if p is not None)
             if service.openapi and not (specs / service.openapi).is_file():
-                self.fail(self.catalog_doc, f"{at}/openapi", f"no such file specs/{service.openapi}")
+                self.fail(
+                    self.catalog_doc, f"{at}/openapi", f"no such file specs/{service.openapi}"
+                )
             if service.proto and not (specs / service.proto).is_file():
                 self.fail(self.catalog_doc, f"{at}/proto", f"no such file specs/{service.proto}")
             if service.proto and service.grpc_port is None:
@@ -121,8 +123,15 @@ class CrossChecker:
                         f"topic {topic!r} is consumed but no service produces it",
                     )
         infra = self.catalog.infrastructure
-        ports.update([self.catalog.platform.gateway.port, infra.postgres.port, infra.redis.port,
-                      infra.kafka.port, infra.kafka.controller_port])
+        ports.update(
+            [
+                self.catalog.platform.gateway.port,
+                infra.postgres.port,
+                infra.redis.port,
+                infra.kafka.port,
+                infra.kafka.controller_port,
+            ]
+        )
         for port, count in sorted(ports.items()):
             if count > 1:
                 self.fail(self.catalog_doc, "/services", f"port {port} is used {count} times")
@@ -198,8 +207,7 @@ class CrossChecker:
                         self.fail(
                             self.catalog_doc,
                             join_pointer("services", name, field_name, index),
-                            f"topic {topic!r} is not a channel address in "
-                            f"{document.relpath}",
+                            f"topic {topic!r} is not a channel address in {document.relpath}",
                         )
         declared: set[tuple[str, str, str]] = set()
         channel_topic = {key: topic for topic, key in topics.items()}
@@ -216,8 +224,10 @@ class CrossChecker:
                 continue
             action = operation.get("action")
             declared.add((service, str(action), topic))
-            listed = self.catalog.services[service].produces if action == "send" else (
-                self.catalog.services[service].consumes
+            listed = (
+                self.catalog.services[service].produces
+                if action == "send"
+                else (self.catalog.services[service].consumes)
             )
             if topic not in listed:
                 verb = "produce" if action == "send" else "consume"
@@ -261,8 +271,9 @@ class CrossChecker:
             return
         topics = self.asyncapi_topics()
         if saga.starts_on not in orchestrator.produces:
-            self.fail(document, "/starts_on", f"{saga.orchestrator!r} does not produce "
-                      f"{saga.starts_on!r}")
+            self.fail(
+                document, "/starts_on", f"{saga.orchestrator!r} does not produce {saga.starts_on!r}"
+            )
         for index, step in enumerate(saga.steps):
             for label, action in (("action", step.action), ("compensation", step.compensation)):
                 if action is not None:
@@ -281,16 +292,24 @@ class CrossChecker:
         if action.grpc is not None:
             method = self.specset.protos.methods.get(action.grpc)
             if method is None:
-                self.fail(document, f"{at}/grpc", f"gRPC method {action.grpc!r} is not "
-                          "declared in any proto under specs/proto")
+                self.fail(
+                    document,
+                    f"{at}/grpc",
+                    f"gRPC method {action.grpc!r} is not declared in any proto under specs/proto",
+                )
                 return
             owners = [
-                s.name for s in self.catalog.services.values()
+                s.name
+                for s in self.catalog.services.values()
                 if s.proto and f"specs/{s.proto}" == method.file
             ]
             if not set(owners) & set(service.calls):
-                self.fail(document, f"{at}/grpc", f"{orchestrator!r} calls {action.grpc!r} "
-                          f"but does not list {owners or 'its service'} in 'calls'")
+                self.fail(
+                    document,
+                    f"{at}/grpc",
+                    f"{orchestrator!r} calls {action.grpc!r} "
+                    f"but does not list {owners or 'its service'} in 'calls'",
+                )
         sent = [action.command] if action.command else list(action.emits)
         for topic in sent:
             if topic not in topics:
@@ -300,11 +319,15 @@ class CrossChecker:
         awaited = [*action.await_.success, *action.await_.failure] if action.await_ else []
         for topic in awaited:
             if topic not in topics:
-                self.fail(document, f"{at}/await", f"awaited event {topic!r} does not exist "
-                          "in AsyncAPI")
+                self.fail(
+                    document, f"{at}/await", f"awaited event {topic!r} does not exist in AsyncAPI"
+                )
             elif topic not in service.consumes:
-                self.fail(document, f"{at}/await", f"{orchestrator!r} awaits {topic!r} but "
-                          "does not consume it")
+                self.fail(
+                    document,
+                    f"{at}/await",
+                    f"{orchestrator!r} awaits {topic!r} but does not consume it",
+                )
 
     def run(self) -> list[SpecError]:
         self.check_catalog()

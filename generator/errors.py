@@ -25,7 +25,7 @@ class SpecError:
 
 
 @dataclass
-class SpecErrors(Exception):
+class InvalidSpecsError(Exception):
     """Raised when the spec set is invalid; carries every problem found."""
 
     errors: list[SpecError] = field(default_factory=list)

@@ -18,7 +18,7 @@ from generator.emit.infra import emit_infrastructure
 from generator.emit.models import emit_models
 from generator.emit.routers import emit_routers
 from generator.emit.sagas import emit_sagas
-from generator.errors import SpecErrors
+from generator.errors import InvalidSpecsError
 from generator.specset import SpecSet, load_specset
 from generator.validate import validate_structure
 
@@ -35,14 +35,14 @@ RUFF_ARGS = ("--isolated", "--line-length", "100", "--target-version", "py311")
 
 
 def load_and_check(root: Path) -> SpecSet:
-    """A fully validated spec set, or ``SpecErrors`` naming every problem."""
+    """A fully validated spec set, or ``InvalidSpecsError`` naming every problem."""
     specset = load_specset(root)
     errors = validate_structure(specset)
     if errors:
-        raise SpecErrors(errors)
+        raise InvalidSpecsError(errors)
     errors = cross_check(specset)
     if errors:
-        raise SpecErrors(errors)
+        raise InvalidSpecsError(errors)
     return specset
 
 
@@ -71,7 +71,17 @@ def _format_python(out: Output) -> None:
             target.write_text(text, encoding="utf-8")
         ruff = [sys.executable, "-m", "ruff"]
         for command in (
-            [*ruff, "check", *RUFF_ARGS, "--select", "I,F401", "--fix", "--quiet", "--exit-zero", tmp],
+            [
+                *ruff,
+                "check",
+                *RUFF_ARGS,
+                "--select",
+                "I,F401",
+                "--fix",
+                "--quiet",
+                "--exit-zero",
+                tmp,
+            ],
             [*ruff, "format", *RUFF_ARGS, "--quiet", tmp],
         ):
             subprocess.run(command, check=True)  # noqa: S603
@@ -124,7 +134,7 @@ def write(out: Output, root: Path) -> list[str]:
 def diff(out: Output, root: Path) -> str:
     """Unified diff from the working tree to freshly generated output ('' when clean)."""
     current = _on_disk(root)
-    chunks = []
+    chunks: list[str] = []
     for path in sorted(set(current) | set(out.files)):
         old, new = current.get(path), out.files.get(path)
         if old == new:

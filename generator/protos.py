@@ -12,7 +12,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from generator.errors import SpecError, SpecErrors
+from generator.errors import InvalidSpecsError, SpecError
 
 _PROTOC_ERROR = re.compile(r"^(?P<file>[^:]+\.proto):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$")
 
@@ -42,7 +42,7 @@ class ProtoSet:
 
 
 def run_protoc(proto_root: Path, files: list[str], extra_args: list[str]) -> None:
-    """Run grpcio-tools' protoc; raise ``SpecErrors`` with its message on failure."""
+    """Run grpcio-tools' protoc; raise ``InvalidSpecsError`` with its message on failure."""
     command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_root}", *extra_args, *files]
     # The betterproto2 plugin and the ruff it formats with live beside this interpreter.
     tools = str(Path(sys.executable).parent)
@@ -54,12 +54,13 @@ def run_protoc(proto_root: Path, files: list[str], extra_args: list[str]) -> Non
             match = _PROTOC_ERROR.match(line.strip())
             if match:
                 errors.append(
-                    SpecError(f"specs/proto/{match['file']}", "", match["message"],
-                              int(match["line"]))
+                    SpecError(
+                        f"specs/proto/{match['file']}", "", match["message"], int(match["line"])
+                    )
                 )
             elif line.strip():
                 errors.append(SpecError("specs/proto", "", line.strip()))
-        raise SpecErrors(errors or [SpecError("specs/proto", "", "protoc failed")])
+        raise InvalidSpecsError(errors or [SpecError("specs/proto", "", "protoc failed")])
 
 
 def load_protos(proto_root: Path) -> ProtoSet:

@@ -115,9 +115,7 @@ def check_saga_rules(saga: SagaSpec, document: SourceDocument) -> list[tuple[str
     problems: list[tuple[str, str]] = []
     pivots = [i for i, step in enumerate(saga.steps) if step.kind == "pivot"]
     if len(pivots) != 1:
-        problems.append(
-            ("/steps", f"a saga needs exactly one pivot step, found {len(pivots)}")
-        )
+        problems.append(("/steps", f"a saga needs exactly one pivot step, found {len(pivots)}"))
     pivot = pivots[0] if pivots else len(saga.steps)
     seen: set[str] = set()
     for index, step in enumerate(saga.steps):
@@ -128,38 +126,43 @@ def check_saga_rules(saga: SagaSpec, document: SourceDocument) -> list[tuple[str
         if index < pivot:
             if step.kind != "compensatable":
                 problems.append(
-                    (f"{at}/kind", f"step {step.name!r} comes before the pivot: it must be "
-                     f"'compensatable', not {step.kind!r}")
+                    (
+                        f"{at}/kind",
+                        f"step {step.name!r} comes before the pivot: it must be "
+                        f"'compensatable', not {step.kind!r}",
+                    )
                 )
             elif step.compensation is None:
                 problems.append(
-                    (at, f"step {step.name!r} has side effects before the pivot but no "
-                     "compensation")
+                    (
+                        at,
+                        f"step {step.name!r} has side effects before the pivot but no compensation",
+                    )
                 )
         elif index > pivot:
             if step.kind != "retriable":
                 problems.append(
-                    (f"{at}/kind", f"step {step.name!r} comes after the pivot: it must be "
-                     f"'retriable', not {step.kind!r}")
+                    (
+                        f"{at}/kind",
+                        f"step {step.name!r} comes after the pivot: it must be "
+                        f"'retriable', not {step.kind!r}",
+                    )
                 )
             retry = step.retry or saga.defaults.retry
             if retry.attempts != "unlimited":
                 problems.append(
-                    (f"{at}/retry/attempts", f"retriable step {step.name!r} must retry until "
-                     "it succeeds: use attempts: unlimited")
+                    (
+                        f"{at}/retry/attempts",
+                        f"retriable step {step.name!r} must retry until "
+                        "it succeeds: use attempts: unlimited",
+                    )
                 )
             if step.on_rejected is not None:
-                problems.append(
-                    (f"{at}/on_rejected", "a step after the pivot cannot be rejected")
-                )
+                problems.append((f"{at}/on_rejected", "a step after the pivot cannot be rejected"))
         if step.kind in ("pivot", "retriable") and step.compensation is not None:
-            problems.append(
-                (f"{at}/compensation", f"a {step.kind} step has no compensation")
-            )
+            problems.append((f"{at}/compensation", f"a {step.kind} step has no compensation"))
         if step.action.kind == "command" and step.on_timeout is None and index <= pivot:
-            problems.append(
-                (f"{at}/on_timeout", "a step awaiting a reply needs on_timeout")
-            )
+            problems.append((f"{at}/on_timeout", "a step awaiting a reply needs on_timeout"))
         retry = step.retry or saga.defaults.retry
         if duration_ms(retry.backoff.initial) > duration_ms(retry.backoff.max):
             problems.append((f"{at}/retry/backoff", "backoff initial is longer than max"))

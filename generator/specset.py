@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.catalog import Catalog
-from generator.errors import SpecErrors
+from generator.errors import InvalidSpecsError
 from generator.protos import ProtoSet, load_protos
 from generator.saga import SagaSpec
 from generator.yamlsource import SourceDocument, load_document
@@ -35,12 +35,12 @@ def load_specset(root: Path) -> SpecSet:
     """Parse every spec under ``root/specs``; syntax errors are collected and raised."""
     root = root.resolve()
     specs = root / "specs"
-    errors = SpecErrors()
+    errors = InvalidSpecsError()
 
     def load(path: Path) -> SourceDocument | None:
         try:
             return load_document(path, root)
-        except SpecErrors as exc:
+        except InvalidSpecsError as exc:
             errors.errors.extend(exc.errors)
             return None
 
@@ -68,7 +68,7 @@ def load_specset(root: Path) -> SpecSet:
     ]
     try:
         protos = load_protos(specs / "proto")
-    except SpecErrors as exc:
+    except InvalidSpecsError as exc:
         errors.errors.extend(exc.errors)
         protos = ProtoSet()
     if errors.errors or catalog_doc is None or asyncapi is None:

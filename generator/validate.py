@@ -19,7 +19,6 @@ from generator.saga import SagaSpec, check_saga_rules
 from generator.specset import SpecSet
 from generator.yamlsource import SourceDocument
 
-
 #: The DSL schemas belong to the generator: every spec set is checked against these.
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "specs" / "schemas"
 
@@ -79,7 +78,9 @@ def validate_sagas(specset: SpecSet) -> list[SpecError]:
         expected = document.path.name.removesuffix(".saga.yaml")
         if saga.saga != expected:
             errors.append(
-                document.error("/saga", f"saga name {saga.saga!r} must match file name {expected!r}")
+                document.error(
+                    "/saga", f"saga name {saga.saga!r} must match file name {expected!r}"
+                )
             )
         specset.sagas.append(saga)
     return errors

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from generator.errors import SpecError, SpecErrors, escape_pointer_token
+from generator.errors import InvalidSpecsError, SpecError, escape_pointer_token
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _index(node: yaml.Node, pointer: str, lines: dict[str, int]) -> None:
 
 
 def load_document(path: Path, root: Path) -> SourceDocument:
-    """Parse a YAML (or JSON) file, raising ``SpecErrors`` on a syntax error."""
+    """Parse a YAML (or JSON) file, raising ``InvalidSpecsError`` on a syntax error."""
     relpath = path.relative_to(root).as_posix()
     text = path.read_text(encoding="utf-8")
     try:
@@ -60,7 +60,7 @@ def load_document(path: Path, root: Path) -> SourceDocument:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise SpecErrors([SpecError(relpath, "", f"invalid YAML: {exc}", line)]) from exc
+        raise InvalidSpecsError([SpecError(relpath, "", f"invalid YAML: {exc}", line)]) from exc
     lines: dict[str, int] = {}
     if node is not None:
         _index(node, "", lines)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from generator.crossref import resolve_local
 from generator.emit import Output, header, render
-from generator.errors import SpecError, SpecErrors, join_pointer
+from generator.errors import InvalidSpecsError, SpecError, join_pointer
 from generator.specset import SpecSet
 
 
@@ -43,13 +43,26 @@ def collect_events(specset: SpecSet) -> list[EventInfo]:
     for key, channel in sorted((document.data.get("channels") or {}).items()):
         messages = list((channel.get("messages") or {}).values())
         if len(messages) != 1:
-            raise SpecErrors([document.error(join_pointer("channels", key, "messages"),
-                                             "each channel carries exactly one message")])
+            raise InvalidSpecsError(
+                [
+                    document.error(
+                        join_pointer("channels", key, "messages"),
+                        "each channel carries exactly one message",
+                    )
+                ]
+            )
         message = resolve_local(document, messages[0])
         payload_ref = str((message.get("payload") or {}).get("$ref", ""))
         if not payload_ref.startswith("#/components/schemas/"):
-            raise SpecErrors([SpecError(document.relpath, join_pointer("channels", key),
-                                        "message payload must $ref components/schemas")])
+            raise InvalidSpecsError(
+                [
+                    SpecError(
+                        document.relpath,
+                        join_pointer("channels", key),
+                        "message payload must $ref components/schemas",
+                    )
+                ]
+            )
         topic = str(channel["address"])
         events.append(
             EventInfo(

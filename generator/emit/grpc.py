@@ -25,7 +25,8 @@ def emit_grpc(specset: SpecSet, out: Output) -> None:
             proto_root,
             files,
             [
-                f"--python_betterproto2_out={tmp}", f"--python_betterproto2_opt={BETTERPROTO_OPTIONS}",
+                f"--python_betterproto2_out={tmp}",
+                f"--python_betterproto2_opt={BETTERPROTO_OPTIONS}",
             ],
         )
         produced = sorted(Path(tmp).rglob("*.py"))

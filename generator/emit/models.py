@@ -60,8 +60,11 @@ def emit_models(specset: SpecSet, out: Output) -> None:
         out.add(f"generated/models/{service}.py", banner + "\n" + _strip_tool_header(code))
     events = specset.asyncapi
     code = models_module(events.path, InputFileType.AsyncAPI)
-    out.add("generated/models/events.py", header([events.relpath]) + "\n" + _strip_tool_header(code))
+    out.add(
+        "generated/models/events.py", header([events.relpath]) + "\n" + _strip_tool_header(code)
+    )
     out.add(
         "generated/models/__init__.py",
-        header(["specs/"]) + '"""Pydantic models generated from the OpenAPI and AsyncAPI specs."""\n',
+        header(["specs/"])
+        + '"""Pydantic models generated from the OpenAPI and AsyncAPI specs."""\n',
     )

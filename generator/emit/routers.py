@@ -20,13 +20,13 @@ from datamodel_code_generator.reference import ModelResolver
 from generator.crossref import HTTP_METHODS
 from generator.emit import Output, header, render
 from generator.emit.models import models_module
-from generator.errors import SpecErrors, join_pointer
+from generator.errors import InvalidSpecsError, join_pointer
 from generator.specset import SpecSet
 from generator.yamlsource import SourceDocument
 
 #: Names the generated route functions use themselves; parameters get a ``_`` suffix.
 RESERVED_NAMES = frozenset({"self", "request", "body", "handlers", "router"})
-#: (type, format) → (Python annotation, names it needs imported).
+#: (type, format) → Python annotation of a parameter.
 FORMAT_TYPES: dict[tuple[str, str | None], str] = {
     ("string", "uuid"): "UUID",
     ("string", "date"): "datetime.date",
@@ -34,13 +34,17 @@ FORMAT_TYPES: dict[tuple[str, str | None], str] = {
 }
 SCALAR_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 #: JSON Schema keyword → pydantic/FastAPI constraint, by Python type family.
-STRING_CONSTRAINTS = (("minLength", "min_length"), ("maxLength", "max_length"),
-                      ("pattern", "pattern"))
+STRING_CONSTRAINTS = (
+    ("minLength", "min_length"),
+    ("maxLength", "max_length"),
+    ("pattern", "pattern"),
+)
 NUMBER_CONSTRAINTS = (("minimum", "ge"), ("maximum", "le"), ("multipleOf", "multiple_of"))
 ARRAY_CONSTRAINTS = (("minItems", "min_length"), ("maxItems", "max_length"))
 PARAM_CLASSES = {"path": "Path", "query": "Query", "header": "Header", "cookie": "Cookie"}
 MAX_REF_DEPTH = 32
 LITERAL_WIDTH = 76
+LINE_WIDTH = 100
 
 
 # -- Python source helpers ----------------------------------------------------------------
@@ -58,14 +62,22 @@ def py_literal(value: Any) -> str:
     raise TypeError(f"no Python literal for {value!r}")
 
 
-def py_text(value: str, indent: int) -> str:
-    """A string literal, split into implicitly concatenated lines when it is long."""
-    if len(value) <= LITERAL_WIDTH:
-        return py_literal(value)
+def py_text(value: str, indent: int, prefix: int = 0) -> str:
+    """A string literal for code at ``indent`` after ``prefix`` characters of the line.
+
+    It stays on one line when it fits, else it becomes implicitly concatenated chunks
+    in parentheses (concatenated, they give ``value`` back exactly).
+    """
+    literal = py_literal(value)
+    if "\n" not in value.rstrip("\n") and indent + prefix + len(literal) + 1 <= LINE_WIDTH:
+        return literal
+    width = min(LITERAL_WIDTH, LINE_WIDTH - indent - 8)
     chunks: list[str] = []
     current = ""
-    for piece in re.findall(r"[^ \n]*(?: +|\n|$)", value):
-        if current and (len(current) + len(piece) > LITERAL_WIDTH or current.endswith("\n")):
+    words = re.findall(r"[^ \n]*(?: +|\n|$)", value)
+    pieces = [word[start : start + width] for word in words for start in range(0, len(word), width)]
+    for piece in pieces:
+        if current and (len(current) + len(piece) > width or current.endswith("\n")):
             chunks.append(current)
             current = ""
         current += piece
@@ -74,6 +86,35 @@ def py_text(value: str, indent: int) -> str:
     pad = " " * (indent + 4)
     body = "".join(f"{pad}{py_literal(chunk)}\n" for chunk in chunks)
     return "(\n" + body + " " * indent + ")"
+
+
+@dataclass(frozen=True)
+class Text:
+    """Prose to render as a (possibly wrapped) string literal."""
+
+    value: str
+
+
+def value_code(value: str | Text, indent: int, prefix: int) -> str:
+    """Source for an argument value: code as is, or prose as a string literal."""
+    return py_text(value.value, indent, prefix) if isinstance(value, Text) else value
+
+
+def call(function: str, arguments: list[tuple[str, str | Text]], indent: int) -> str:
+    """``function(k=v, ...)`` on one line if it fits, else one argument per line."""
+    flat = call_flat(function, arguments)
+    multiline = any(isinstance(v, Text) and "\n" in v.value.strip() for _, v in arguments)
+    if not multiline and indent + len(flat) <= LINE_WIDTH - 12:
+        return flat
+    pad = " " * (indent + 4)
+    lines = [f"{pad}{k}={value_code(v, indent + 4, len(k) + 1)}," for k, v in arguments]
+    return f"{function}(\n" + "\n".join(lines) + "\n" + " " * indent + ")"
+
+
+def call_flat(function: str, arguments: list[tuple[str, str | Text]]) -> str:
+    """``function(k=v, ...)`` on one line."""
+    rendered = (f"{k}={py_literal(v.value) if isinstance(v, Text) else v}" for k, v in arguments)
+    return f"{function}(" + ", ".join(rendered) + ")"
 
 
 def docstring(text: str) -> str:
@@ -110,6 +151,11 @@ class Located:
     node: Any
 
 
+def _fail(document: SourceDocument, pointer: str, message: str) -> InvalidSpecsError:
+    """The exception for one problem at ``pointer`` in ``document``."""
+    return InvalidSpecsError([document.error(pointer, message)])
+
+
 def _unescape(token: str) -> str:
     return token.replace("~1", "/").replace("~0", "~")
 
@@ -124,7 +170,12 @@ class SpecWalker:
     def child(self, located: Located, *tokens: str | int) -> Located:
         node = located.node
         for token in tokens:
-            node = node.get(token) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node = node.get(token)
+            elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
+                node = node[token]
+            else:
+                node = None
         return Located(located.document, located.pointer + join_pointer(*tokens), node)
 
     def target(self, located: Located) -> tuple[SourceDocument, str]:
@@ -132,15 +183,18 @@ class SpecWalker:
         ref = located.node["$ref"]
         where = located.pointer + "/$ref"
         if not isinstance(ref, str) or "#" not in ref:
-            raise SpecErrors([located.document.error(where, f"unsupported $ref {ref!r}")])
+            raise _fail(located.document, where, f"unsupported $ref {ref!r}")
         file_part, fragment = ref.split("#", 1)
         document = located.document
         if file_part:
             path = (located.document.path.parent / file_part).resolve()
             found = self.by_path.get(path)
             if found is None:
-                raise SpecErrors([located.document.error(
-                    where, f"$ref {ref!r} names a file that is not an OpenAPI spec")])
+                raise _fail(
+                    located.document,
+                    where,
+                    f"$ref {ref!r} names a file that is not an OpenAPI spec",
+                )
             document = found
         return document, fragment
 
@@ -154,11 +208,13 @@ class SpecWalker:
             for token in fragment.split("/")[1:] if fragment else []:
                 node = node.get(_unescape(token)) if isinstance(node, dict) else None
                 if node is None:
-                    raise SpecErrors([located.document.error(
+                    raise _fail(
+                        located.document,
                         located.pointer + "/$ref",
-                        f"$ref {located.node['$ref']!r} does not resolve")])
+                        f"$ref {located.node['$ref']!r} does not resolve",
+                    )
             located = Located(document, fragment, node)
-        raise SpecErrors([located.document.error(located.pointer, "$ref chain is too deep")])
+        raise _fail(located.document, located.pointer, "$ref chain is too deep")
 
 
 # -- Model class names --------------------------------------------------------------------
@@ -179,18 +235,23 @@ class ModelNames:
     def class_for(self, ref_at: Located, schema_document: SourceDocument, schema: str) -> str:
         found = self.candidates(schema)
         if not found:
-            raise SpecErrors([ref_at.document.error(
+            raise _fail(
+                ref_at.document,
                 ref_at.pointer,
                 f"datamodel-codegen emitted no class for schema {schema!r} of "
-                f"{schema_document.relpath} (rename the schema to a plain PascalCase name)")])
+                f"{schema_document.relpath} (rename the schema to a plain PascalCase name)",
+            )
         name = found[0]
         local = (self.document.data.get("components") or {}).get("schemas") or {}
-        rivals = sorted(other for other in local if other != schema and name in
-                        self.candidates(other))
+        rivals = sorted(
+            other for other in local if other != schema and name in self.candidates(other)
+        )
         if rivals:
-            raise SpecErrors([ref_at.document.error(
+            raise _fail(
+                ref_at.document,
                 ref_at.pointer,
-                f"schemas {[schema, *rivals]} all map to class {name!r}; rename them apart")])
+                f"schemas {[schema, *rivals]} all map to class {name!r}; rename them apart",
+            )
         return name
 
 
@@ -203,8 +264,7 @@ class ParamView:
     location: str
     python_name: str
     protocol_type: str
-    route_type: str
-    default: str | None
+    route_decl: str  # ``name: Annotated[...] = default`` at 8 spaces, maybe multi-line
 
 
 @dataclass
@@ -220,7 +280,7 @@ class OperationView:
     response_model: str
     response_description: str | None
     return_type: str
-    responses: list[tuple[str, str]]
+    responses: list[str]  # rendered ``code: {...},`` entries
     tags: list[str]
     body_type: str | None
     body_default: str | None
@@ -269,15 +329,20 @@ class ServiceBuilder:
             item = self.walker.child(schema, "items")
             return f"list[{self.model_type(item, what)}]"
         if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
-            raise SpecErrors([schema.document.error(
+            raise _fail(
+                schema.document,
                 schema.pointer,
                 f"{what} schema must be a $ref to components/schemas (inline schemas have "
-                "no generated model class)")])
+                "no generated model class)",
+            )
         target_document, fragment = self.walker.target(schema)
         tokens = [_unescape(token) for token in fragment.split("/")[1:]]
         if len(tokens) != 3 or tokens[:2] != ["components", "schemas"]:
-            raise SpecErrors([schema.document.error(
-                schema.pointer + "/$ref", f"{what} schema must be a $ref to components/schemas")])
+            raise _fail(
+                schema.document,
+                schema.pointer + "/$ref",
+                f"{what} schema must be a $ref to components/schemas",
+            )
         self.walker.resolve(schema)  # the target must exist
         name = self.names.class_for(schema, target_document, tokens[2])
         self.imports.models.add(name)
@@ -288,23 +353,28 @@ class ServiceBuilder:
         """(Python type, nullable, type family) of a parameter schema."""
         node = schema.node
         if not isinstance(node, dict):
-            raise SpecErrors([schema.document.error(schema.pointer, "parameter needs a schema")])
+            raise _fail(schema.document, schema.pointer, "parameter needs a schema")
         if "enum" in node:
             values = [value for value in node["enum"] if value is not None]
             family = "string" if all(isinstance(v, str) for v in values) else "number"
-            return ("Literal[" + ", ".join(py_literal(v) for v in values) + "]",
-                    None in node["enum"], family)
+            return (
+                "Literal[" + ", ".join(py_literal(v) for v in values) + "]",
+                None in node["enum"],
+                family,
+            )
         types = node.get("type")
         kinds = types if isinstance(types, list) else [types]
         nullable = "null" in kinds
         kinds = [kind for kind in kinds if kind != "null"]
         if len(kinds) != 1 or kinds[0] not in (*SCALAR_TYPES, "array"):
-            raise SpecErrors([schema.document.error(
-                schema.pointer, f"unsupported parameter schema type {types!r}")])
+            raise _fail(
+                schema.document, schema.pointer, f"unsupported parameter schema type {types!r}"
+            )
         kind = kinds[0]
         if kind == "array":
-            item_type, _, _ = self.scalar_type(self.walker.resolve(self.walker.child(schema,
-                                                                                     "items")))
+            item_type, _, _ = self.scalar_type(
+                self.walker.resolve(self.walker.child(schema, "items"))
+            )
             return f"list[{item_type}]", nullable, "array"
         special = FORMAT_TYPES.get((kind, node.get("format")))
         if special is not None:
@@ -313,53 +383,71 @@ class ServiceBuilder:
         return SCALAR_TYPES[kind], nullable, family
 
     @staticmethod
-    def constraints(schema: dict[str, Any], family: str) -> list[str]:
+    def constraints(schema: dict[str, Any], family: str) -> list[tuple[str, str | Text]]:
         """FastAPI/pydantic keyword arguments for the schema's validation keywords."""
-        table = {"string": STRING_CONSTRAINTS, "number": NUMBER_CONSTRAINTS,
-                 "array": ARRAY_CONSTRAINTS}.get(family, ())
+        table = {
+            "string": STRING_CONSTRAINTS,
+            "number": NUMBER_CONSTRAINTS,
+            "array": ARRAY_CONSTRAINTS,
+        }.get(family, ())
         found = {python: schema[key] for key, python in table if key in schema}
         if family == "number":
-            for key, python, inclusive in (("exclusiveMinimum", "gt", "ge"),
-                                           ("exclusiveMaximum", "lt", "le")):
+            for key, python, inclusive in (
+                ("exclusiveMinimum", "gt", "ge"),
+                ("exclusiveMaximum", "lt", "le"),
+            ):
                 value = schema.get(key)
                 if value is True and inclusive in found:  # OpenAPI 3.0 boolean form
                     found[python] = found.pop(inclusive)
                 elif isinstance(value, int | float) and not isinstance(value, bool):
                     found[python] = value
-        return [f"{python}={py_literal(value)}" for python, value in found.items()]
+        return [(python, py_literal(value)) for python, value in found.items()]
 
     def parameter(self, located: Located, param: dict[str, Any]) -> ParamView:
         name, location = param.get("name"), param.get("in")
         if not isinstance(name, str) or location not in PARAM_CLASSES:
-            raise SpecErrors([located.document.error(located.pointer,
-                                                     "parameter needs a name and a valid 'in'")])
+            raise _fail(
+                located.document, located.pointer, "parameter needs a name and a valid 'in'"
+            )
         if "content" in param:
-            raise SpecErrors([located.document.error(
-                located.pointer + "/content", "parameters with 'content' are not supported")])
+            raise _fail(
+                located.document,
+                located.pointer + "/content",
+                "parameters with 'content' are not supported",
+            )
         schema = self.walker.resolve(self.walker.child(located, "schema"))
         python_type, nullable, family = self.scalar_type(schema)
         required = bool(param.get("required")) or location == "path"
         has_default = "default" in schema.node
         python_name = snake_case(name)
-        arguments = []
+        arguments: list[tuple[str, str | Text]] = []
         if python_name != name or location == "header":
-            arguments.append(f"alias={py_literal(name)}")
+            arguments.append(("alias", py_literal(name)))
         arguments.extend(self.constraints(schema.node, family))
         description = param.get("description")
         if isinstance(description, str) and description.strip():
-            arguments.append(f"description={py_text(' '.join(description.split()), 12)}")
+            arguments.append(("description", Text(" ".join(description.split()))))
         if param.get("deprecated") is True:
-            arguments.append("deprecated=True")
+            arguments.append(("deprecated", "True"))
         optional = nullable or (not required and not has_default)
         annotation = f"{python_type} | None" if optional else python_type
-        default: str | None = None
+        default = ""
         if not required:
-            default = py_literal(schema.node["default"]) if has_default else "None"
-        route_type = f"Annotated[{annotation}, {PARAM_CLASSES[location]}({', '.join(arguments)})]"
-        self.imports.fastapi.add(PARAM_CLASSES[location])
+            default = " = " + (py_literal(schema.node["default"]) if has_default else "None")
+        param_class = PARAM_CLASSES[location]
+        validator = call_flat(param_class, arguments)
+        flat = f"{python_name}: Annotated[{annotation}, {validator}]{default}"
+        if 8 + len(flat) + 1 > LINE_WIDTH or any(
+            isinstance(v, Text) and "\n" in v.value for _, v in arguments
+        ):
+            flat = (
+                f"{python_name}: Annotated[\n{' ' * 12}{annotation},\n{' ' * 12}"
+                f"{call(param_class, arguments, 12)},\n{' ' * 8}]{default}"
+            )
+        self.imports.fastapi.add(param_class)
         self.imports.typing.add("Annotated")
         self.imports.note(annotation)
-        return ParamView(name, location, python_name, annotation, route_type, default)
+        return ParamView(name, location, python_name, annotation, flat)
 
     def parameters(self, item: Located, operation: Located) -> list[ParamView]:
         merged: dict[tuple[str, str], tuple[Located, dict[str, Any]]] = {}
@@ -369,17 +457,20 @@ class ServiceBuilder:
                 located = self.walker.resolve(self.walker.child(listed, index))
                 param = located.node
                 if not isinstance(param, dict):
-                    raise SpecErrors([listed.document.error(
-                        f"{listed.pointer}/{index}", "parameter must be an object")])
+                    raise _fail(
+                        listed.document, f"{listed.pointer}/{index}", "parameter must be an object"
+                    )
                 merged[(str(param.get("name")), str(param.get("in")))] = (located, param)
         views = [self.parameter(located, param) for located, param in merged.values()]
         seen: dict[str, str] = {}
         for view in views:
             if view.python_name in seen:
-                raise SpecErrors([operation.document.error(
+                raise _fail(
+                    operation.document,
                     operation.pointer,
                     f"parameters {seen[view.python_name]!r} and {view.name!r} both become "
-                    f"Python name {view.python_name!r}")])
+                    f"Python name {view.python_name!r}",
+                )
             seen[view.python_name] = view.name
         return views
 
@@ -393,45 +484,52 @@ class ServiceBuilder:
         content = self.walker.child(body, "content")
         media = [key for key in content.node or {} if _is_json(key)]
         if not media:
-            raise SpecErrors([body.document.error(
-                content.pointer, "request bodies must have JSON (application/json) content")])
-        body_type = self.model_type(self.walker.child(content, media[0], "schema"),
-                                    "request body")
+            raise _fail(
+                body.document,
+                content.pointer,
+                "request bodies must have JSON (application/json) content",
+            )
+        body_type = self.model_type(self.walker.child(content, media[0], "schema"), "request body")
         if body.node.get("required") is True:
             return body_type, None
         return f"{body_type} | None", "None"
 
-    def responses(
-        self, operation: Located
-    ) -> tuple[int, str, str | None, str, list[tuple[str, str]]]:
+    def responses(self, operation: Located) -> tuple[int, str, str | None, str, list[str]]:
         """(status, response_model, description, return type, other documented responses)."""
         listed = self.walker.child(operation, "responses")
-        codes = [str(code) for code in listed.node or {}]
-        success = next((code for code in codes if re.fullmatch(r"2\d\d", code)), None)
+        entries = list((listed.node or {}).items())
+        success = next(
+            (str(code) for code, _ in entries if re.fullmatch(r"2\d\d", str(code))), None
+        )
         if success is None:
-            raise SpecErrors([listed.document.error(listed.pointer,
-                                                    "operation has no 2xx response")])
+            raise _fail(listed.document, listed.pointer, "operation has no 2xx response")
         others = []
         success_info: tuple[str, str | None, str] = ("None", None, "Response")
-        for code in codes:
-            raw = self.walker.child(listed, code) if code in listed.node else (
-                self.walker.child(listed, int(code)))
-            response = self.walker.resolve(raw)
-            description = str((response.node or {}).get("description") or "").strip()
+        for raw_code, _ in entries:
+            code = str(raw_code)
+            response = self.walker.resolve(self.walker.child(listed, raw_code))
+            description = " ".join(str((response.node or {}).get("description") or "").split())
             if code != success:
                 key = code if code.isdigit() else py_literal(code)
-                others.append((key, py_text(" ".join(description.split()), 12)))
+                entry = f'{key}: {{"description": {py_literal(description)}}},'
+                if 12 + len(entry) > LINE_WIDTH:
+                    entry = (
+                        f'{key}: {{\n{" " * 16}"description": {py_text(description, 16, 15)},'
+                        f"\n{' ' * 12}}},"
+                    )
+                others.append(entry)
                 continue
             content = self.walker.child(response, "content")
             media = [key for key in content.node or {} if _is_json(key)]
             if media:
-                model = self.model_type(self.walker.child(content, media[0], "schema"),
-                                        "success response")
+                model = self.model_type(
+                    self.walker.child(content, media[0], "schema"), "success response"
+                )
                 success_info = (model, description or None, f"{model} | Response")
             else:
                 success_info = ("None", description or None, "Response")
-        model, description, return_type = success_info
-        return int(success), model, description, return_type, others
+        model, success_description, return_type = success_info
+        return int(success), model, success_description, return_type, others
 
     # -- whole document ------------------------------------------------------------------
     def operations(self) -> list[OperationView]:
@@ -439,8 +537,8 @@ class ServiceBuilder:
         root = Located(self.document, "", self.document.data)
         for path, item in (self.document.data.get("paths") or {}).items():
             item_at = self.walker.child(root, "paths", path)
-            for method in HTTP_METHODS:
-                if not isinstance(item.get(method), dict):
+            for method in item:  # document order, like the spec reads
+                if method not in HTTP_METHODS or not isinstance(item[method], dict):
                     continue
                 operation = self.walker.child(item_at, method)
                 views.append(self.operation(path, method, item_at, operation))
@@ -449,13 +547,26 @@ class ServiceBuilder:
     def operation(self, path: str, method: str, item: Located, operation: Located) -> OperationView:
         data = operation.node
         operation_id = data.get("operationId")
-        if not isinstance(operation_id, str) or not operation_id.isidentifier() or (
-            keyword.iskeyword(operation_id) or operation_id in RESERVED_NAMES
+        if (
+            not isinstance(operation_id, str)
+            or not operation_id.isidentifier()
+            or (keyword.iskeyword(operation_id) or operation_id in RESERVED_NAMES)
         ):
-            raise SpecErrors([operation.document.error(
+            raise _fail(
+                operation.document,
                 operation.pointer + "/operationId",
-                "operationId must be a Python identifier (it names the handler method)")])
+                "operationId must be a Python identifier (it names the handler method)",
+            )
         params = self.parameters(item, operation)
+        template = re.findall(r"{([^}]*)}", path)
+        declared = sorted(p.name for p in params if p.location == "path")
+        if sorted(template) != declared or not all(n.isidentifier() for n in template):
+            raise _fail(
+                item.document,
+                item.pointer,
+                f"path template names {template} must be identifiers matching the declared "
+                f"path parameters {declared}",
+            )
         body_type, body_default = self.request_body(operation)
         if body_type is not None:
             self.imports.note(body_type)
@@ -481,12 +592,24 @@ class ServiceBuilder:
 
     def context(self) -> dict[str, Any]:
         operations = self.operations()
-        shared_tags = [tag for tag in operations[0].tags if all(tag in op.tags for op in
-                                                                operations)] if operations else []
+        shared_tags = (
+            [tag for tag in operations[0].tags if all(tag in op.tags for op in operations)]
+            if operations
+            else []
+        )
         for op in operations:
             op.tags = [tag for tag in op.tags if tag not in shared_tags]
         handlers = f"{pascal_case(self.service)}Handlers"
         imports = self.imports
+        taken = {*imports.fastapi, *imports.typing, "UUID", "datetime", handlers, "build_router"}
+        clashes = sorted(imports.models & taken)
+        if clashes:
+            raise _fail(
+                self.document,
+                "/components/schemas",
+                f"model classes {clashes} clash with names api.py imports or defines; "
+                "rename those schemas",
+            )
         return {
             "header": header([self.document.relpath]),
             "service": self.service,
@@ -498,9 +621,19 @@ class ServiceBuilder:
             "import_uuid": imports.uuid,
             "typing_names": sorted(imports.typing),
             "fastapi_names": sorted(imports.fastapi),
-            "model_module": f"generated.models.{self.service}",
-            "model_names": sorted(imports.models),
+            "model_import": self.model_import(),
         }
+
+    def model_import(self) -> str | None:
+        """``from generated.models.<service> import ...``, wrapped when long."""
+        names = sorted(self.imports.models)
+        if not names:
+            return None
+        line = f"from generated.models.{self.service} import {', '.join(names)}"
+        if len(line) <= LINE_WIDTH:
+            return line
+        listed = "".join(f"    {name},\n" for name in names)
+        return f"from generated.models.{self.service} import (\n{listed})"
 
     @staticmethod
     def operation_context(op: OperationView) -> dict[str, Any]:
@@ -509,13 +642,14 @@ class ServiceBuilder:
             "method": op.method,
             "path": py_literal(op.path),
             "operation_id": py_literal(op.operation_id),
-            "summary": py_text(op.summary, 8),
+            "summary": py_text(op.summary, 8, 8),
             "summary_doc": docstring(op.summary),
-            "description": py_text(op.description, 8) if op.description else None,
+            "description": py_text(op.description, 8, 12) if op.description else None,
             "status_code": op.status_code,
             "response_model": op.response_model,
-            "response_description": (py_text(" ".join(op.response_description.split()), 8)
-                                     if op.response_description else None),
+            "response_description": (
+                py_text(op.response_description, 8, 21) if op.response_description else None
+            ),
             "return_type": op.return_type,
             "responses": op.responses,
             "tags": [py_literal(tag) for tag in op.tags],

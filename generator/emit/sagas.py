@@ -32,11 +32,17 @@ def _action(action: Action | None, default_timeout: str) -> str:
             f"CommandAction(topic={action.command!r}, success={tuple(action.await_.success)!r}, "
             f"failure={tuple(action.await_.failure)!r}, timeout_ms={timeout})"
         )
-    return f"LocalAction(name={action.local!r}, emits={tuple(action.emits)!r}, timeout_ms={timeout})"
+    return (
+        f"LocalAction(name={action.local!r}, emits={tuple(action.emits)!r}, timeout_ms={timeout})"
+    )
 
 
 def _outcome(outcome: Outcome | None) -> str:
-    return "None" if outcome is None else f"Outcome(status={outcome.status!r}, reason={outcome.reason!r})"
+    return (
+        "None"
+        if outcome is None
+        else f"Outcome(status={outcome.status!r}, reason={outcome.reason!r})"
+    )
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,9 @@ def new_headers(
 def encode(spec: EventSpec[Any], payload: BaseModel, headers: EventHeaders) -> EventRecord:
     """Validate and serialise one event for ``spec.topic``."""
     if not isinstance(payload, spec.payload_model):
-        raise TypeError(f"{spec.topic} carries {spec.payload_model.__name__}, not "
-                        f"{type(payload).__name__}")
+        raise TypeError(
+            f"{spec.topic} carries {spec.payload_model.__name__}, not {type(payload).__name__}"
+        )
     if headers.event_type != spec.event_type:
         raise ValueError(f"event-type header {headers.event_type!r} ≠ {spec.event_type!r}")
     wire = headers.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -30,6 +30,15 @@ class KafkaEventProducer:
             linger_ms=5,
         )
 
+    @property
+    def producer_id(self) -> int | None:
+        """The id the broker assigned to this idempotent producer (once it has sent)."""
+        manager = self._producer._txn_manager  # aiokafka exposes no public accessor
+        if manager is None or not manager.has_pid():
+            return None
+        producer_id: int = manager.producer_id
+        return producer_id
+
     async def start(self) -> None:
         await self._producer.start()
 
