@@ -35,7 +35,7 @@ validate-specs: venv ## Validate and cross-check every spec without writing
 lint: venv ## ruff + mypy --strict on generator and handwritten code
 	$(PY) -m ruff check generator handwritten tests infrastructure
 	$(PY) -m ruff format --check generator handwritten tests infrastructure
-	$(PY) -m mypy generator handwritten
+	$(PY) -m mypy generator handwritten infrastructure
 
 format: venv ## Apply ruff fixes and formatting
 	$(PY) -m ruff check --fix generator handwritten tests infrastructure

@@ -53,10 +53,10 @@ def run_protoc(proto_root: Path, files: list[str], extra_args: list[str]) -> Non
         for line in result.stderr.splitlines():
             match = _PROTOC_ERROR.match(line.strip())
             if match:
+                # protoc names the file as given or by its full path
+                file = match["file"].removeprefix(f"{proto_root}/")
                 errors.append(
-                    SpecError(
-                        f"specs/proto/{match['file']}", "", match["message"], int(match["line"])
-                    )
+                    SpecError(f"specs/proto/{file}", "", match["message"], int(match["line"]))
                 )
             elif line.strip():
                 errors.append(SpecError("specs/proto", "", line.strip()))

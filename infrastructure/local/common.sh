@@ -119,8 +119,14 @@ require_port_free() {
     fi
 }
 
+# True when PID is a live process (zombies, which PID 1 may be slow to reap
+# here, count as gone).
 pid_alive() {
-    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null
+    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
 }
 
 # pid_matches PID SUBSTRING: the process is alive and its command line contains SUBSTRING.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -151,6 +152,9 @@ def main() -> int:
         "--timeout", type=float, default=90.0, help="seconds to wait for the broker"
     )
     args = parser.parse_args()
+    # aiokafka logs every refused connection while the broker starts; the last
+    # error is reported anyway if the broker never becomes ready.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(run(args.stack, args.bootstrap, args.timeout))
     except (KafkaError, TimeoutError, OSError) as exc:

@@ -11,32 +11,38 @@
 set -euo pipefail
 
 usage() {
+    [ -z "${1:-}" ] || printf '[infra] ERROR: %s\n' "$1" >&2
     sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
 ACTION=${1:-}
 COMPONENT=${2:-all}
-case "$ACTION" in up | down | status) ;; -h | --help | help) usage ;; *) usage ;; esac
+case "$ACTION" in
+up | down | status) ;;
+-h | --help | help | "") usage ;;
+*) usage "unknown action '$ACTION'" ;;
+esac
 case "$COMPONENT" in
 all) COMPONENTS=(postgres redis kafka) ;;
 postgres | redis | kafka) COMPONENTS=("$COMPONENT") ;;
-*) usage ;;
+*) usage "unknown component '$COMPONENT'" ;;
 esac
-[ "$#" -le 2 ] || usage
+[ "$#" -le 2 ] || usage "too many arguments"
 
-# shellcheck source=infrastructure/local/common.sh
+# shellcheck source=SCRIPTDIR/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 prepare_local_dir
 load_stack
-# shellcheck source=infrastructure/local/postgres.sh
+# shellcheck source=SCRIPTDIR/postgres.sh
 . "$INFRA_DIR/postgres.sh"
-# shellcheck source=infrastructure/local/redis.sh
+# shellcheck source=SCRIPTDIR/redis.sh
 . "$INFRA_DIR/redis.sh"
-# shellcheck source=infrastructure/local/kafka.sh
+# shellcheck source=SCRIPTDIR/kafka.sh
 . "$INFRA_DIR/kafka.sh"
 
-# One infra.sh at a time per $MC_LOCAL_DIR (e.g. parallel make targets).
+# One infra.sh at a time per $MC_LOCAL_DIR (e.g. parallel make targets). The
+# daemons are started with fd 9 closed so that they do not hold the lock.
 if [ "$ACTION" != status ] && command -v flock >/dev/null 2>&1; then
     exec 9>"$MC_LOCAL_DIR/.infra.lock"
     if ! flock -n 9; then

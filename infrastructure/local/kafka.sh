@@ -40,7 +40,10 @@ kafka_ensure_libs() {
     kafka_ensure_java
     log "kafka: resolving the broker's jars from Maven Central into $KAFKA_LIBS (log: $mvn_log)"
     rm -rf "$tmp"
-    if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
+    local -a mvn_args=(-B -q -Dstyle.color=never -f "$KAFKA_POM")
+    # Maven's own download cache: ~/.m2/repository unless MC_MAVEN_REPO says otherwise.
+    [ -z "${MC_MAVEN_REPO:-}" ] || mvn_args+=("-Dmaven.repo.local=$MC_MAVEN_REPO")
+    if ! mvn "${mvn_args[@]}" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$tmp" >>"$mvn_log" 2>&1; then
         show_log "$mvn_log"
         die "kafka: resolving the Kafka jars with Maven failed (see $mvn_log)"
@@ -146,14 +149,17 @@ kafka_start() {
     # shellcheck disable=SC2086  # KAFKA_JAVA_OPTS is a list of JVM flags
     nohup setsid java $KAFKA_JAVA_OPTS -Djava.awt.headless=true \
         -Dlog4j.configuration="file:$KAFKA_LOG4J" -Dkafka.logs.dir="$KAFKA_LOGS" \
-        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_OUT" 2>&1 </dev/null &
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_OUT" 2>&1 </dev/null 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
     if ! wait_until "$KAFKA_START_TIMEOUT" kafka_port_or_exit "$pid" || ! pid_alive "$pid"; then
         show_log "$KAFKA_OUT" "$KAFKA_LOGS/server.log"
-        pid_alive "$pid" && stop_pid "$pid" 10 kafka
         rm -f "$KAFKA_PIDFILE"
-        die "kafka: broker did not start listening on $KAFKA_HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (see $KAFKA_OUT)"
+        if pid_alive "$pid"; then
+            stop_pid "$pid" 10 kafka
+            die "kafka: broker did not start listening on $KAFKA_HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (see $KAFKA_OUT)"
+        fi
+        die "kafka: broker exited during startup (see $KAFKA_OUT and $KAFKA_LOGS/server.log)"
     fi
     log "kafka: started (pid $pid)"
 }

@@ -8,10 +8,6 @@
 # Authentication: the superuser "postgres" over the unix socket (peer, OS user
 # mapped), every other role with scram-sha-256 passwords.
 
-PG_DIR=$MC_LOCAL_DIR/postgres
-PG_DATA=$PG_DIR/data
-PG_SOCK=$PG_DIR/run
-PG_LOG=$LOG_DIR/postgres.log
 PG_BIN=""
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -19,6 +15,25 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     PG_OS_USER=$(id -un)
 fi
+
+# The cluster lives in $MC_LOCAL_DIR/postgres when the server's OS user can reach
+# it. A checkout under a private folder (e.g. /root, mode 700) is not reachable for
+# "postgres": then the cluster goes to /var/lib/microcommerce/<hash of the checkout>
+# instead, and $MC_LOCAL_DIR/postgres is a link to it, so each checkout keeps its own.
+pg_resolve_paths() {
+    PG_DIR=$MC_LOCAL_DIR/postgres
+    if [ "$(id -u)" -eq 0 ] && id -u "$PG_OS_USER" >/dev/null 2>&1 &&
+        ! (cd / && runuser -u "$PG_OS_USER" -- test -x "$MC_LOCAL_DIR"); then
+        PG_DIR=/var/lib/microcommerce/$(printf '%s' "$MC_LOCAL_DIR" | sha256sum | cut -c1-12)/postgres
+        mkdir -p "$PG_DIR"
+        chown "$PG_OS_USER:" "$(dirname "$PG_DIR")" "$PG_DIR"
+        [ -L "$MC_LOCAL_DIR/postgres" ] || ln -sfn "$PG_DIR" "$MC_LOCAL_DIR/postgres"
+    fi
+    PG_DATA=$PG_DIR/data
+    PG_SOCK=$PG_DIR/run
+    PG_LOG=$PG_DIR/postgres.log
+}
+pg_resolve_paths
 
 # Runs a command as the OS user owning the cluster, from a neutral directory.
 as_pg() {
@@ -72,6 +87,7 @@ pg_prepare_dirs() {
     if [ "$(id -u)" -eq 0 ] && ! id -u "$PG_OS_USER" >/dev/null 2>&1; then
         die "postgres: OS user '$PG_OS_USER' does not exist (it comes with the postgresql package; or set MC_PG_OS_USER)"
     fi
+    pg_resolve_paths  # again: the OS user may only exist since the install just now
     mkdir -p "$PG_DIR" "$PG_DATA" "$PG_SOCK"
     touch "$PG_LOG"
     if [ "$(id -u)" -eq 0 ]; then
@@ -170,7 +186,7 @@ postgres_up() {
         pg_initdb
         pg_write_config
         log "postgres: starting PostgreSQL $(basename "$(dirname "$PG_BIN")") on $PG_HOST:$PG_PORT (log: $PG_LOG)"
-        if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s start >/dev/null 2>&1; then
+        if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s start >/dev/null 2>&1 9>&-; then
             show_log "$PG_LOG"
             die "postgres: failed to start (see $PG_LOG)"
         fi

@@ -58,8 +58,8 @@ redis_up() {
     require_port_free redis "$REDIS_HOST" "$REDIS_PORT"
     redis_write_config
     rm -f "$REDIS_PIDFILE"
-    log "redis: starting $(redis-server --version | awk '{print $3}') on $REDIS_HOST:$REDIS_PORT (log: $REDIS_LOG)"
-    if ! redis-server "$REDIS_CONF" >>"$REDIS_LOG" 2>&1 || ! wait_until 20 redis_ping; then
+    log "redis: starting $(redis-server --version | awk '{sub("v=", "", $3); print $3}') on $REDIS_HOST:$REDIS_PORT (log: $REDIS_LOG)"
+    if ! redis-server "$REDIS_CONF" >>"$REDIS_LOG" 2>&1 9>&- || ! wait_until 20 redis_ping; then
         show_log "$REDIS_LOG"
         die "redis: failed to start (see $REDIS_LOG)"
     fi

@@ -70,6 +70,13 @@ def generated_root(emitted: Output, tmp_path_factory: pytest.TempPathFactory) ->
         target = root / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+    # Other tests hold the repo's own generated modules: put them back afterwards, or
+    # pydantic can no longer resolve their forward references.
+    saved = {
+        name: module
+        for name, module in sys.modules.items()
+        if name == "generated" or name.startswith("generated.")
+    }
     _purge_generated()
     sys.path.insert(0, str(root))
     importlib.invalidate_caches()
@@ -78,6 +85,7 @@ def generated_root(emitted: Output, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         sys.path.remove(str(root))
         _purge_generated()
+        sys.modules.update(saved)
 
 
 @pytest.fixture(scope="module")

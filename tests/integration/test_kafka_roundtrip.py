@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from aiokafka import ConsumerRecord
+
 from generated.events.registry import ORDERS_CREATED
 from generated.models.events import OrderCreatedPayload
 from handwritten.runtime.context import correlation_id
@@ -32,7 +34,7 @@ async def test_idempotent_producer_and_consumer_group_round_trip(kafka_bootstrap
         # Only an idempotent producer gets a producer id from the broker.
         assert producer.producer_id is not None and producer.producer_id >= 0
 
-        async def first_matching() -> object:
+        async def first_matching() -> ConsumerRecord[bytes, bytes]:
             # A fresh group starts at the earliest offset: skip other tests' events.
             async for record in consumer:
                 if record.key == str(payload.order_id).encode():
@@ -45,9 +47,9 @@ async def test_idempotent_producer_and_consumer_group_round_trip(kafka_bootstrap
         await consumer.stop()
         await producer.stop()
 
-    event = decode_record(record)  # type: ignore[arg-type]
+    event = decode_record(record)
     assert event.payload == payload
-    headers = dict(record.headers)  # type: ignore[attr-defined]
+    headers = dict(record.headers)
     assert headers["event-type"] == b"OrderCreated"
     assert headers["correlation-id"] == b"corr-roundtrip"
     assert headers["producer"] == b"orders"
@@ -55,4 +57,4 @@ async def test_idempotent_producer_and_consumer_group_round_trip(kafka_bootstrap
     assert uuid.UUID(headers["event-id"].decode())
     assert uuid.UUID(headers["causation-id"].decode())
     assert event.headers.occurred_at is not None
-    assert record.partition in range(ORDERS_CREATED.partitions)  # type: ignore[attr-defined]
+    assert record.partition in range(ORDERS_CREATED.partitions)
