@@ -14,8 +14,9 @@ help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(UV):
-	@echo "uv not found: installing it with pip (user site)"
-	python3 -m pip install --quiet --user uv
+	@echo "uv not found: installing it with pip (user site, ~/.local/bin)"
+	python3 -m pip install --quiet --user uv 2>/dev/null || \
+	  python3 -m pip install --quiet --user --break-system-packages uv
 
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --quiet
