@@ -5,9 +5,10 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 INFRA := infrastructure/local/infra.sh
+SERVICES := $(PY) infrastructure/local/services.py
 PYTEST_ARGS ?=
 
-.PHONY: tools help venv generate check-generated validate-specs lint format test test-unit \
+.PHONY: status migrate tools help venv generate check-generated validate-specs lint format test test-unit \
         infra-up infra-down infra-status up down clean
 
 help: ## List the commands
@@ -57,14 +58,26 @@ tools: ## Debian tools some tests run (luajit for the gateway's Lua)
 test-unit: venv tools ## Tests that need no infrastructure
 	$(PY) -m pytest tests/unit tests/generator $(PYTEST_ARGS)
 
-test: venv tools infra-up ## The whole suite on real PostgreSQL, Redis and Kafka
+test: venv tools infra-up ## The whole suite on real PostgreSQL, Redis and Kafka (restarts the stack)
+	$(SERVICES) down
+	$(SERVICES) up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-up: infra-up ## Start the local stack (infrastructure; services join as they land)
-	@echo "MicroCommerce local stack is up (infrastructure only so far)."
+up: infra-up ## Start the whole local stack: infrastructure, services, gateway on :8000
+	$(SERVICES) up
 
-down: infra-down ## Stop the local stack
+down: ## Stop the services and the local infrastructure
+	-$(SERVICES) down
+	bash $(INFRA) down
+
+status: venv ## What is running
+	bash $(INFRA) status
+	$(SERVICES) status
+
+migrate: venv infra-up ## Apply every service's pending SQL migrations
+	$(SERVICES) migrate
 
 clean: ## Remove the environment and all local data (.local)
+	-$(SERVICES) down
 	-bash $(INFRA) down
 	rm -rf .venv .local .pytest_cache .mypy_cache .ruff_cache

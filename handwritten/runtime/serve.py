@@ -1,0 +1,30 @@
+"""Run a service app with uvicorn and a graceful shutdown.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections, lets in-flight requests
+finish for up to ``shutdown_grace_seconds``, then runs the app's lifespan shutdown,
+which closes pools and clients.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from handwritten.runtime.logging import configure_logging
+from handwritten.runtime.settings import ServiceSettings
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Block serving ``app`` on the settings' host and port."""
+    configure_logging(settings.service_name, settings.log_level)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
