@@ -102,11 +102,36 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
                 EnvVar("ADMIN_EMAIL", "admin@microcommerce.local", "Seeded admin account e-mail."),
                 EnvVar(
                     "ADMIN_PASSWORD",
-                    "Admin#12345",
+                    "MicroCommerce#2026",
                     "Seeded admin password (development only).",
                 ),
                 EnvVar("ACCESS_TOKEN_TTL_SECONDS", "900", "Access token lifetime."),
                 EnvVar("REFRESH_TOKEN_TTL_SECONDS", "604800", "Refresh token lifetime (7 days)."),
+                EnvVar(
+                    "KEY_ROTATION_SECONDS",
+                    "2592000",
+                    "A new signing key replaces the current one this often (30 days).",
+                ),
+                EnvVar(
+                    "AUTH_KEY_ENCRYPTION_SECRET",
+                    "microcommerce-dev-only-signing-key-secret-change-me",
+                    "Encrypts private signing keys at rest (AES-256-GCM); change in production.",
+                ),
+                EnvVar(
+                    "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                    "5",
+                    "Failed logins per account per window before 429.",
+                ),
+                EnvVar(
+                    "LOGIN_MAX_FAILURES_PER_IP",
+                    "50",
+                    "Failed logins per client address per window before 429.",
+                ),
+                EnvVar(
+                    "TRUSTED_PROXY_HOPS",
+                    "1",
+                    "Proxies (the gateway) appending to X-Forwarded-For.",
+                ),
             ),
         ),
         "bff": Service(

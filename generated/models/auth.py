@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+
+class CurrentUser(BaseModel):
+    """
+    The authenticated user and their current roles.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: UUID
+    email: Annotated[EmailStr, Field(max_length=254)]
+    name: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")]
+    roles: Annotated[list[Role], Field(max_length=20)]
 
 
 class Jwk(BaseModel):
@@ -82,12 +97,17 @@ class RegisterRequest(BaseModel):
     email: Annotated[EmailStr, Field(max_length=254)]
     password: Annotated[str, Field(max_length=128, min_length=10)]
     """
-    10 to 128 characters. The service also requires at least one letter and one digit and rejects a password equal to the e-mail (422).
+    10 to 128 characters with at least three of lower-case letters, upper-case letters, digits and symbols; must not contain the part of the e-mail before the `@` nor be a commonly used password (422).
     """
     name: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")]
     """
     Display name.
     """
+
+
+class Role(StrEnum):
+    customer = "customer"
+    admin = "admin"
 
 
 class TokenPair(BaseModel):

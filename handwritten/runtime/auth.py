@@ -12,7 +12,7 @@ from starlette.requests import Request
 from handwritten.runtime.jwt import (
     AccessClaims,
     InvalidTokenError,
-    JwksClient,
+    KeySource,
     bearer_token,
     verify_access_token,
 )
@@ -26,7 +26,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="microcommerce"'}
 class RequestAuthenticator:
     """Turns a request's bearer token into verified claims, or a 401/403 problem."""
 
-    def __init__(self, jwks: JwksClient, *, issuer: str, audience: str) -> None:
+    def __init__(self, jwks: KeySource, *, issuer: str, audience: str) -> None:
         self._jwks = jwks
         self._issuer = issuer
         self._audience = audience

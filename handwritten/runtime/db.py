@@ -1,7 +1,9 @@
 """PostgreSQL: an asyncpg pool and numbered ``.sql`` migrations applied once each.
 
-Migrations live in ``handwritten/<service>/migrations/NNN_name.sql``. Each runs in
-its own transaction and is recorded in ``schema_migrations`` with its checksum; an
+Migrations live in ``handwritten/<service>/migrations/NNN_name.sql``; shared runtime
+components (event store, outbox…) keep their own folders and are applied into each
+service database that uses them under their own ``component`` name. Each file runs
+in its own transaction and is recorded in ``schema_migrations`` with its checksum; an
 advisory lock makes concurrent starts (several replicas) apply each file once, and
 an edited, already-applied file is refused rather than silently ignored.
 """
@@ -53,7 +55,9 @@ def load_migrations(folder: Path) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-async def migrate(connection: asyncpg.Connection, folder: Path) -> list[str]:
+async def migrate(
+    connection: asyncpg.Connection, folder: Path, *, component: str = "service"
+) -> list[str]:
     """Apply the pending migrations of ``folder``; returns the names applied."""
     migrations = load_migrations(folder)
     applied: list[str] = []
@@ -62,16 +66,20 @@ async def migrate(connection: asyncpg.Connection, folder: Path) -> list[str]:
         await connection.execute(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
-                version integer PRIMARY KEY,
+                component text NOT NULL,
+                version integer NOT NULL,
                 name text NOT NULL,
                 checksum text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
             )
             """
         )
         done = {
             row["version"]: row["checksum"]
-            for row in await connection.fetch("SELECT version, checksum FROM schema_migrations")
+            for row in await connection.fetch(
+                "SELECT version, checksum FROM schema_migrations WHERE component = $1", component
+            )
         }
         for migration in migrations:
             if migration.version in done:
@@ -83,13 +91,15 @@ async def migrate(connection: asyncpg.Connection, folder: Path) -> list[str]:
             async with connection.transaction():
                 await connection.execute(migration.sql)
                 await connection.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    "INSERT INTO schema_migrations (component, version, name, checksum) "
+                    "VALUES ($1, $2, $3, $4)",
+                    component,
                     migration.version,
                     migration.name,
                     migration.checksum,
                 )
             applied.append(migration.name)
-            log.info("migration applied", migration=migration.name)
+            log.info("migration applied", component=component, migration=migration.name)
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
     return applied

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -68,6 +68,15 @@ def unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(kid, str) or not kid:
         raise InvalidTokenError("token has no kid")
     return header
+
+
+class KeySource(Protocol):
+    """Where verification finds the public key of a ``kid``: a JWKS over HTTP
+    (``JwksClient``) everywhere, or the signing-key store inside the auth service."""
+
+    async def key(self, kid: str) -> Any:
+        """The public key with id ``kid``; ``UnknownKeyError`` if there is none."""
+        ...
 
 
 class JwksClient:
@@ -128,7 +137,7 @@ class JwksClient:
 
 
 async def verify_access_token(
-    token: str, jwks: JwksClient, *, issuer: str, audience: str, leeway_seconds: int = 5
+    token: str, jwks: KeySource, *, issuer: str, audience: str, leeway_seconds: int = 5
 ) -> AccessClaims:
     """Verify signature (RS256, by kid), iss, aud, exp, nbf and required claims."""
     header = unverified_header(token)

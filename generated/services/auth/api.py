@@ -14,6 +14,7 @@ from typing import Protocol
 from fastapi import APIRouter, Request, Response
 
 from generated.models.auth import (
+    CurrentUser,
     Jwks,
     LoginRequest,
     LogoutRequest,
@@ -67,6 +68,12 @@ class AuthHandlers(Protocol):
     ) -> Jwks | Response:
         """Public keys that verify access tokens"""
 
+    async def get_current_user(
+        self,
+        request: Request,
+    ) -> CurrentUser | Response:
+        """The user the bearer token belongs to"""
+
 
 def build_router(handlers: AuthHandlers) -> APIRouter:
     """The auth routes; each validates its request and awaits ``handlers``."""
@@ -78,10 +85,11 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
         summary="Register a new customer account",
         description=(
             "Creates a user with role `customer`. The e-mail is normalised to lower case "
-            "and must be unique. The password must be 10 to 128 characters long; the "
-            "service additionally requires at least one letter and one digit and rejects "
-            "passwords equal to the e-mail (422 with an `errors` entry for "
-            "`body.password`)."
+            "and must be unique (409 otherwise). The password must be 10 to 128 "
+            "characters long and use at least three of lower-case letters, upper-case "
+            "letters, digits and symbols; it must not contain the part of the e-mail "
+            "before the `@` nor be a commonly used password (422 with an `errors` entry "
+            "for `password`)."
         ),
         status_code=201,
         response_model=User,
@@ -116,7 +124,8 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
         description=(
             "Wrong e-mail or wrong password both answer 401 with the same problem, so "
             "the response does not reveal which accounts exist. Repeated failures for "
-            "one e-mail or client address are throttled with 429."
+            "one e-mail or one client address are throttled with 429 and a `Retry-After` "
+            "header; a successful login clears the e-mail's counter."
         ),
         status_code=200,
         response_model=TokenPair,
@@ -253,6 +262,41 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
         request: Request,
     ) -> Jwks | Response:
         return await handlers.get_jwks(
+            request,
+        )
+
+    @router.get(
+        "/api/auth/me",
+        operation_id="get_current_user",
+        summary="The user the bearer token belongs to",
+        description=(
+            "Verifies the bearer access token itself (signature against the published "
+            "keys, iss, aud, exp, nbf) exactly as every other service does, and returns "
+            "the account it was issued to. A missing, forged, expired or wrong-audience "
+            "token answers 401."
+        ),
+        status_code=200,
+        response_model=CurrentUser,
+        response_description="The authenticated user.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+        },
+    )
+    async def get_current_user(
+        request: Request,
+    ) -> CurrentUser | Response:
+        return await handlers.get_current_user(
             request,
         )
 

@@ -107,3 +107,16 @@ def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
     _write(tmp_path, "1-create.sql", "SELECT 1;")
     with pytest.raises(MigrationError, match="NNN_snake_case"):
         load_migrations(tmp_path)
+
+
+async def test_components_keep_separate_version_sequences(schema: str, tmp_path: Path) -> None:
+    service, shared = tmp_path / "service", tmp_path / "shared"
+    _write(service, "001_things.sql", "CREATE TABLE things (id int);")
+    _write(shared, "001_outbox.sql", "CREATE TABLE outbox_like (id int);")
+    connection = await _connect(schema)
+    try:
+        assert await migrate(connection, service) == ["001_things.sql"]
+        assert await migrate(connection, shared, component="outbox") == ["001_outbox.sql"]
+        assert await migrate(connection, shared, component="outbox") == []
+    finally:
+        await connection.close()
