@@ -32,6 +32,7 @@ from handwritten.runtime.db import create_pool, migrate
 from handwritten.runtime.health import Probe, kafka_probe, postgres_probe, redis_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.logging import get_logger
+from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
 
 log = get_logger(__name__)
 
@@ -60,7 +61,18 @@ async def open_pool(settings: AuthSettings) -> asyncpg.Pool:
 
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     async with pool.acquire() as connection:
-        return await migrate(connection, MIGRATIONS)
+        return [*await migrate(connection, MIGRATIONS), *await migrate_outbox(connection)]
+
+
+def outbox_relay(settings: AuthSettings) -> OutboxRelay:
+    """Publishes users.registered (and any later auth event) from the outbox."""
+    url = settings.database_url
+    assert url is not None
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(url)
+
+    return OutboxRelay(connect, bootstrap_servers=settings.kafka_bootstrap_servers, service="auth")
 
 
 def open_redis(url: str) -> Redis:
@@ -129,6 +141,8 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
         pool = await open_pool(settings)
         runtime.pool = pool
         rotation: asyncio.Task[None] | None = None
+        relay: OutboxRelay | None = None
+        relaying: asyncio.Task[None] | None = None
         try:
             await apply_migrations(pool)
             runtime.redis = open_redis(settings.redis_url)
@@ -179,9 +193,15 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
             rotation = asyncio.create_task(
                 rotate_on_schedule(keys, settings.key_rotation_check_seconds)
             )
+            relay = outbox_relay(settings)
+            relaying = asyncio.create_task(relay.run())
             yield
         finally:
             api.attach(None)
+            if relay is not None and relaying is not None:
+                relay.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relaying
             if rotation is not None:
                 rotation.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

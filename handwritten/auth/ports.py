@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from generated.services.auth.events import AuthEventPublisher
 from handwritten.auth.domain.keys import SigningKeyInfo
 from handwritten.auth.domain.throttle import AttemptCount
 from handwritten.auth.domain.tokens import RefreshToken, RevokeReason
@@ -60,6 +61,11 @@ class UnitOfWork(Protocol):
 
     @property
     def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def events(self) -> AuthEventPublisher:
+        """Events written to the transactional outbox: published only if this commits."""
+        ...
 
     async def __aenter__(self) -> Self: ...
 

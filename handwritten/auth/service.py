@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from generated.models.events import UserRegisteredPayload
 from handwritten.auth.domain.errors import (
     EmailAlreadyRegisteredError,
     InvalidCredentialsError,
@@ -113,6 +114,12 @@ class AuthService:
         async with self._uow() as uow:
             user = await uow.users.add(
                 email=email, name=name.strip(), password_hash=password_hash, roles=CUSTOMER_ROLES
+            )
+            # Same transaction: the event exists if and only if the user does.
+            await uow.events.users_registered(
+                UserRegisteredPayload(
+                    user_id=user.id, email=user.email, name=user.name, registered_at=user.created_at
+                )
             )
         log.info("user registered", user_id=str(user.id))
         return user

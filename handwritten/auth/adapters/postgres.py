@@ -10,9 +10,11 @@ from uuid import UUID
 
 import asyncpg
 
+from generated.services.auth.events import AuthEventPublisher
 from handwritten.auth.domain.errors import EmailAlreadyRegisteredError
 from handwritten.auth.domain.tokens import RefreshToken, RevokeReason
 from handwritten.auth.domain.users import User
+from handwritten.runtime.outbox import OutboxSender
 
 
 def _user(row: Any) -> User:
@@ -155,6 +157,7 @@ class PostgresUnitOfWork:
 
     users: PostgresUserRepository
     refresh_tokens: PostgresRefreshTokenRepository
+    events: AuthEventPublisher
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -172,6 +175,7 @@ class PostgresUnitOfWork:
         self._connection, self._transaction = connection, transaction
         self.users = PostgresUserRepository(connection)
         self.refresh_tokens = PostgresRefreshTokenRepository(connection)
+        self.events = AuthEventPublisher(OutboxSender(connection, "auth"))
         return self
 
     async def __aexit__(
