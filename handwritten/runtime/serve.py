@@ -7,11 +7,28 @@ which closes pools and clients.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Generator
+
 import uvicorn
 from fastapi import FastAPI
 
 from handwritten.runtime.logging import configure_logging
 from handwritten.runtime.settings import ServiceSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that a stop asked for by SIGTERM/SIGINT exits with status 0.
+
+    uvicorn re-raises the caught signal after its graceful shutdown (exit 143); for
+    a supervisor a requested, completed shutdown is a success.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
@@ -27,4 +44,4 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()

@@ -1,0 +1,1 @@
+"""Adapters behind the service layer's ports: PostgreSQL, Redis, domain events."""

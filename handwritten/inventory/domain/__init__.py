@@ -1,0 +1,1 @@
+"""The inventory's rules, free of I/O: money, products, availability, reservations."""

@@ -1,0 +1,1 @@
+"""Ways in: the REST API, the gRPC service and the reservation expiry job."""

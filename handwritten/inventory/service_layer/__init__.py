@@ -1,0 +1,1 @@
+"""Use cases of the inventory, written against ports (``ports``) only."""
