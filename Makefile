@@ -8,7 +8,7 @@ INFRA := infrastructure/local/infra.sh
 SERVICES := $(PY) infrastructure/local/services.py
 PYTEST_ARGS ?=
 
-.PHONY: status migrate tools help venv generate check-generated validate-specs lint format test test-unit \
+.PHONY: rebuild-projections status migrate tools help venv generate check-generated validate-specs lint format test test-unit \
         infra-up infra-down infra-status up down clean
 
 help: ## List the commands
@@ -73,6 +73,9 @@ down: ## Stop the services and the local infrastructure
 status: venv ## What is running
 	bash $(INFRA) status
 	$(SERVICES) status
+
+rebuild-projections: venv infra-up ## Rebuild the orders_view read model from the event store
+	$(PY) -m handwritten.orders rebuild-projections
 
 migrate: venv infra-up ## Apply every service's pending SQL migrations
 	$(SERVICES) migrate

@@ -52,6 +52,13 @@ JAEGER_ADMIN_PORT = 14269
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 KONG_STATUS_PORT = 8100
+#: Kong's admin API: inside the compose network only (never published), for the JWKS sync.
+KONG_ADMIN_PORT = 8001
+KONG_JWKS_SYNC = "kong-jwks-sync"
+#: The sync job touches this file after every successful check (its healthcheck reads it).
+# The app image's user has no home directory: /tmp is its only writable place.
+KONG_JWKS_SYNC_HEARTBEAT = "/tmp/kong-jwks-sync.ok"  # noqa: S108
+KONG_JWKS_SYNC_INTERVAL_SECONDS = 10
 OTEL_COLLECTOR_METRICS_PORT = 8888
 #: Any valid KRaft cluster id (base64url of 16 bytes); fixed so the file is stable.
 KAFKA_CLUSTER_ID = "5L6g3nShT-eMCtK--X86sw"
@@ -208,9 +215,14 @@ def _stack_json(catalog: Catalog, topics: Sequence[_Topic], banner: str) -> str:
 
 # --------------------------------------------------------------------------- kong.yml
 
+#: First line of the generated pre-function: how the docker-less gateway recognises the
+#: Lua it enforces natively (it cannot run Lua; it refuses any other pre-function).
+PRE_FUNCTION_MARKER = "-- microcommerce: user-id-from-token"
+
 # Sandbox-safe Lua (only the PDK, string.* and math.*): Kong's default
-# `untrusted_lua = sandbox` offers neither ngx.decode_base64 nor cjson.
+# `untrusted_lua = sandbox` offers no cjson and no base64url decoder.
 _USER_ID_FROM_TOKEN_LUA = r"""
+{marker}
 -- X-User-ID comes from the gateway only: drop whatever the client sent.
 kong.service.request.clear_header("X-User-ID")
 -- CORS preflights skip jwt (run_on_preflight: false): no identity for them.
@@ -240,26 +252,65 @@ for i = 1, #payload do
     buffer = buffer - byte * 2 ^ bits
   end
 end
+-- The jwt plugin checks neither iss nor aud: a token of another issuer or for another
+-- audience stops here (aud is a string or an array of strings).
+local ISSUER, AUDIENCE = {issuer}, {audience}
+local iss = string.match(json, '"iss"%s*:%s*"([^"\\]*)"')
+local aud = string.match(json, '"aud"%s*:%s*"([^"\\]*)"')
+if not aud then
+  local audiences = string.match(json, '"aud"%s*:%s*(%b[])')
+  if audiences and string.find(audiences, '"' .. AUDIENCE .. '"', 1, true) then
+    aud = AUDIENCE
+  end
+end
+if iss ~= ISSUER or aud ~= AUDIENCE then
+  return kong.response.exit(401, {{ message = "Unauthorized" }})
+end
 local sub = string.match(json, '"sub"%s*:%s*"([^"\\]+)"')
 if sub then
   kong.service.request.set_header("X-User-ID", sub)
 end
 """.lstrip()
 
+
+def _lua_string(value: str) -> str:
+    """A double-quoted Lua string literal (escaped: backslash, quote, control bytes)."""
+    escaped = "".join(
+        "\\" + char
+        if char in '\\"'
+        else f"\\{ord(char):03d}"
+        if ord(char) < 0x20 or ord(char) == 0x7F
+        else char
+        for char in value
+    )
+    return f'"{escaped}"'
+
+
+def _user_id_from_token_lua(catalog: Catalog) -> str:
+    jwt = catalog.platform.jwt
+    return _USER_ID_FROM_TOKEN_LUA.format(
+        marker=PRE_FUNCTION_MARKER,
+        issuer=_lua_string(jwt.issuer),
+        audience=_lua_string(jwt.audience),
+    )
+
+
 _SERVICES_NOTE = f"""
 One Kong service per catalog service with gateway routes (compose hostnames).
 
 {USER_ID_HEADER} is set by the gateway only. On a jwt route, pre-function runs first
-(priority 1000000): it removes any client-sent {USER_ID_HEADER} and sets it from the
-JWT's `sub` claim (decoding the base64url payload, without verifying it). That value is
-trusted only because the jwt plugin (priority 1450) runs next and rejects a missing,
-badly signed, expired or not-yet-valid token with 401 before the request is proxied;
-rate-limiting (priority 910) runs after jwt, so it counts per verified user. On a
-public route, request-transformer removes a client-sent {USER_ID_HEADER}.
+(priority 1000000): it removes any client-sent {USER_ID_HEADER}, answers 401 to a token
+whose `iss` or `aud` is not this platform's (the jwt plugin checks neither) and sets
+{USER_ID_HEADER} from the JWT's `sub` claim (decoding the base64url payload, without
+verifying it). That value is trusted only because the jwt plugin (priority 1450) runs
+next and rejects a missing, badly signed, expired or not-yet-valid token with 401 before
+the request is proxied; rate-limiting (priority 910) runs after jwt, so it counts per
+verified user. On a public route, request-transformer removes a client-sent
+{USER_ID_HEADER}.
 """
 
 _PRE_FUNCTION_NOTE = f"""
-{USER_ID_HEADER} := token sub; trusted only because jwt (next) verifies the token.
+iss/aud checked; {USER_ID_HEADER} := token sub, trusted only because jwt (next) verifies it.
 """
 
 _REQUEST_TRANSFORMER_NOTE = f"""
@@ -272,7 +323,8 @@ header up (key_claim_name: kid) among the consumer's jwt_secrets. Those credenti
 (one per auth signing key: key = kid, algorithm RS256, rsa_public_key = that JWKS
 key as PEM) are deliberately NOT in this file: the auth service rotates its keys, and
 the JWKS sync job keeps the jwt_secrets of {JWT_CONSUMER} in step with
-GET /.well-known/jwks.json. Until it has run, every jwt route answers 401.
+GET /.well-known/jwks.json (handwritten/gateway/kong_sync.py, the compose service
+{KONG_JWKS_SYNC}). Until it has run, every jwt route answers 401.
 """
 
 
@@ -312,7 +364,9 @@ def _rate_limiting_plugin(catalog: Catalog) -> dict[str, Any]:
 def _route_plugins(catalog: Catalog, route: Route) -> list[dict[str, Any]]:
     plugins: list[dict[str, Any]] = []
     if route.auth == "jwt":
-        plugins.append({"name": "pre-function", "config": {"access": [_USER_ID_FROM_TOKEN_LUA]}})
+        plugins.append(
+            {"name": "pre-function", "config": {"access": [_user_id_from_token_lua(catalog)]}}
+        )
         plugins.append(_jwt_plugin())
     else:
         plugins.append(
@@ -358,11 +412,20 @@ _GLOBAL_PLUGINS: dict[str, dict[str, Any]] = {
 }
 
 
+UPSTREAM_CONNECT_TIMEOUT_MS = 2_000
+UPSTREAM_READ_TIMEOUT_MS = 30_000
+
+
 def _kong_yml(catalog: Catalog, banner: str) -> str:
     services = [
         {
             "name": service.name,
             "url": f"http://{service.name}:{service.http_port}",
+            # Explicit so Kong and the docker-less gateway time out alike (Kong's default
+            # is 60 s); 504 when an upstream is slower than that.
+            "connect_timeout": UPSTREAM_CONNECT_TIMEOUT_MS,
+            "read_timeout": UPSTREAM_READ_TIMEOUT_MS,
+            "write_timeout": UPSTREAM_READ_TIMEOUT_MS,
             "routes": [_kong_route(catalog, route) for route in service.gateway.routes],
         }
         for service in catalog.services.values()
@@ -499,6 +562,56 @@ def _kafka_init_script(catalog: Catalog, topics: Sequence[_Topic]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kong_jwks_sync_service(
+    catalog: Catalog,
+) -> tuple[str, dict[str, Any], str | None] | None:
+    """The job keeping Kong's jwt credentials in step with the auth service's JWKS.
+
+    Only when there is an ``auth`` service to serve the JWKS and a route to protect.
+    """
+    auth = catalog.services.get("auth")
+    protected = any(
+        route.auth == "jwt"
+        for service in catalog.services.values()
+        if service.gateway
+        for route in service.gateway.routes
+    )
+    if auth is None or not protected:
+        return None
+    heartbeat_probe = (
+        "import os, sys, time; "
+        f'sys.exit(time.time() - os.path.getmtime("{KONG_JWKS_SYNC_HEARTBEAT}")'
+        f" > {3 * KONG_JWKS_SYNC_INTERVAL_SECONDS})"
+    )
+    return (
+        KONG_JWKS_SYNC,
+        {
+            "build": {"context": ".", "dockerfile": DOCKERFILE},
+            "image": APP_IMAGE,
+            "command": _Flow(["python", "-m", "handwritten.gateway.kong_sync"]),
+            "restart": "unless-stopped",
+            "environment": {
+                "KONG_ADMIN_URL": f"http://kong:{KONG_ADMIN_PORT}",
+                "JWKS_URL": f"http://auth:{auth.http_port}/.well-known/jwks.json",
+                "KONG_CONFIG": "/kong/kong.yml",
+                "KONG_SYNC_INTERVAL_SECONDS": str(KONG_JWKS_SYNC_INTERVAL_SECONDS),
+                "KONG_SYNC_HEARTBEAT_FILE": KONG_JWKS_SYNC_HEARTBEAT,
+            },
+            "volumes": ["./infrastructure/gateway/kong.yml:/kong/kong.yml:ro"],
+            "depends_on": {
+                "kong": {"condition": "service_healthy"},
+                "auth": {"condition": "service_healthy"},
+            },
+            "healthcheck": _healthcheck(["CMD", "python", "-c", heartbeat_probe]),
+        },
+        f"Keeps the jwt credentials of Kong's consumer {JWT_CONSUMER} in step with the auth\n"
+        "service's JWKS: converts each RSA key to PEM and POSTs kong.yml plus those\n"
+        "jwt_secrets to Kong's admin API /config (DB-less) whenever Kong's keys differ\n"
+        "(new or rotated keys, or a restarted Kong); checks every"
+        f" {KONG_JWKS_SYNC_INTERVAL_SECONDS} s.",
+    )
+
+
 def _infra_services(
     catalog: Catalog, topics: Sequence[_Topic], databases: Sequence[str]
 ) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -510,24 +623,32 @@ def _infra_services(
 
     kong_depends: dict[str, dict[str, str]] = {"redis": {"condition": "service_healthy"}}
     kong_depends.update({name: {"condition": "service_started"} for name in routed})
+    sync = _kong_jwks_sync_service(catalog)
+    kong_environment = {
+        "KONG_DATABASE": "off",
+        "KONG_DECLARATIVE_CONFIG": "/kong/kong.yml",
+        "KONG_PROXY_LISTEN": f"0.0.0.0:{gateway_port}",
+        "KONG_STATUS_LISTEN": f"0.0.0.0:{KONG_STATUS_PORT}",
+    }
+    if sync is not None:
+        kong_environment["KONG_ADMIN_LISTEN"] = f"0.0.0.0:{KONG_ADMIN_PORT}"
+    kong_environment.update(
+        {
+            "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+            "KONG_PROXY_ERROR_LOG": "/dev/stderr",
+            "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
+            "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
+            "KONG_PLUGINS": "bundled",
+            "KONG_UNTRUSTED_LUA": "sandbox",
+        }
+    )
     services.append(
         (
             "kong",
             {
                 "image": infra.kong.image,
                 "restart": "unless-stopped",
-                "environment": {
-                    "KONG_DATABASE": "off",
-                    "KONG_DECLARATIVE_CONFIG": "/kong/kong.yml",
-                    "KONG_PROXY_LISTEN": f"0.0.0.0:{gateway_port}",
-                    "KONG_STATUS_LISTEN": f"0.0.0.0:{KONG_STATUS_PORT}",
-                    "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
-                    "KONG_PROXY_ERROR_LOG": "/dev/stderr",
-                    "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
-                    "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
-                    "KONG_PLUGINS": "bundled",
-                    "KONG_UNTRUSTED_LUA": "sandbox",
-                },
+                "environment": kong_environment,
                 "volumes": ["./infrastructure/gateway/kong.yml:/kong/kong.yml:ro"],
                 "ports": [
                     _Quoted(f"{gateway_port}:{gateway_port}"),
@@ -539,9 +660,17 @@ def _infra_services(
             "API gateway (DB-less): routes and plugins from infrastructure/gateway/kong.yml;\n"
             f"status API and Prometheus metrics on :{KONG_STATUS_PORT} (published on localhost"
             " only).\nUpstreams are resolved per request, so a failing service never keeps the"
-            " gateway down.",
+            " gateway down."
+            + (
+                f"\nAdmin API on :{KONG_ADMIN_PORT} inside the compose network only (not"
+                f" published), for {KONG_JWKS_SYNC}."
+                if sync is not None
+                else ""
+            ),
         )
     )
+    if sync is not None:
+        services.append(sync)
     services.append(
         (
             "kafka",

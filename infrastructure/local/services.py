@@ -52,6 +52,11 @@ class Process:
 
 
 def implemented(name: str) -> bool:
+    """Built and selected: ``MC_SERVICES=auth,inventory`` limits a run to those (and the
+    gateway, which always fronts them)."""
+    selected = os.environ.get("MC_SERVICES", "").strip()
+    if selected and name != "gateway" and name not in selected.split(","):
+        return False
     return (REPO_ROOT / "handwritten" / name / "__main__.py").is_file()
 
 

@@ -37,6 +37,7 @@ PUBLISHED = {"kong", "grafana", "jaeger", "prometheus"}
 INFRA = {"kong", "kafka", "kafka-init", "redis", "clickhouse", "otel-collector", "jaeger"} | {
     "prometheus",
     "grafana",
+    "kong-jwks-sync",
 }
 
 
@@ -318,6 +319,30 @@ def test_compose_mounts_and_volumes_exist(compose: dict[str, Any], files: dict[s
     assert (ROOT / "infrastructure/docker/Dockerfile").is_file()
 
 
+def test_compose_kong_jwks_sync(compose: dict[str, Any], catalog: Catalog) -> None:
+    """The job keeping Kong's jwt_secrets in step with the JWKS talks to the admin API,
+    which listens inside the compose network only."""
+    services = compose["services"]
+    kong = services["kong"]
+    assert kong["environment"]["KONG_ADMIN_LISTEN"] == "0.0.0.0:8001"
+    assert not any(str(port).endswith(":8001") for port in kong["ports"])
+    sync = services["kong-jwks-sync"]
+    assert sync["image"] == "microcommerce:dev"
+    assert sync["command"] == ["python", "-m", "handwritten.gateway.kong_sync"]
+    auth_port = catalog.services["auth"].http_port
+    assert sync["environment"]["KONG_ADMIN_URL"] == "http://kong:8001"
+    assert sync["environment"]["JWKS_URL"] == f"http://auth:{auth_port}/.well-known/jwks.json"
+    assert sync["environment"]["KONG_CONFIG"] == "/kong/kong.yml"
+    assert "./infrastructure/gateway/kong.yml:/kong/kong.yml:ro" in sync["volumes"]
+    assert sync["depends_on"] == {
+        "kong": {"condition": "service_healthy"},
+        "auth": {"condition": "service_healthy"},
+    }
+    heartbeat = sync["environment"]["KONG_SYNC_HEARTBEAT_FILE"]
+    assert heartbeat in sync["healthcheck"]["test"][-1]
+    assert "ports" not in sync
+
+
 def test_compose_has_no_variable_interpolation(files: dict[str, str]) -> None:
     assert "$" not in files["docker-compose.yml"].replace("$$", "")
 
@@ -412,7 +437,9 @@ def test_kong_global_plugins_and_consumer(kong: dict[str, Any]) -> None:
     assert kong["consumers"] == [{"username": "microcommerce-users"}]
 
 
-def test_pre_function_sets_the_user_from_the_token(kong: dict[str, Any], tmp_path: Path) -> None:
+def test_pre_function_sets_the_user_from_the_token(
+    kong: dict[str, Any], catalog: Catalog, tmp_path: Path
+) -> None:
     """Run the Lua with a fake PDK and only string/math in scope (Kong's sandbox).
 
     luajit comes from Debian's package; `make test` installs it when missing.
@@ -422,13 +449,11 @@ def test_pre_function_sets_the_user_from_the_token(kong: dict[str, Any], tmp_pat
     pre = plugin(route, "pre-function")
     assert pre is not None
     (tmp_path / "hook.lua").write_text(pre["config"]["access"][0])
-    claims = '{"iss":"microcommerce-auth","sub":"user-42","roles":["admin"]}'
-    import base64
-
-    payload = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=").decode()
     harness = """
     local method, auth = arg[1], arg[2] ~= "" and arg[2] or nil
     local upstream = {["X-User-ID"] = "spoofed"}
+    local EXIT = {}
+    local exited
     local kong = {
       request = {
         get_method = function() return method end,
@@ -438,11 +463,19 @@ def test_pre_function_sets_the_user_from_the_token(kong: dict[str, Any], tmp_pat
         clear_header = function(n) upstream[n] = nil end,
         set_header = function(n, v) upstream[n] = v end,
       }},
+      response = {
+        -- like Kong's: ends the request, nothing after it runs
+        exit = function(status, body)
+          exited = status .. " " .. body.message
+          error(EXIT)
+        end,
+      },
     }
     local hook = assert(loadfile("hook.lua"))
     setfenv(hook, {kong = kong, string = string, math = math})
-    hook()
-    io.write(tostring(upstream["X-User-ID"]))
+    local ok, err = pcall(hook)
+    assert(ok or err == EXIT, err)
+    io.write(exited or tostring(upstream["X-User-ID"]))
     """
     (tmp_path / "run.lua").write_text(harness)
 
@@ -456,10 +489,29 @@ def test_pre_function_sets_the_user_from_the_token(kong: dict[str, Any], tmp_pat
         )
         return result.stdout
 
-    assert run("GET", f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln") == "user-42"
-    assert run("OPTIONS", f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln") == "nil"
+    import base64
+
+    def bearer(claims: dict[str, Any]) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln"
+
+    jwt = catalog.platform.jwt
+    good = {"iss": jwt.issuer, "aud": jwt.audience, "sub": "user-42", "roles": ["admin"]}
+    assert run("GET", bearer(good)) == "user-42"
+    assert run("GET", bearer({**good, "aud": ["other", jwt.audience]})) == "user-42"
+    assert run("OPTIONS", bearer(good)) == "nil"
     assert run("GET", "") == "nil"
     assert run("GET", "Bearer garbage") == "nil"
+    # iss and aud must be the platform's: the jwt plugin checks neither
+    unauthorized = "401 Unauthorized"
+    assert run("GET", bearer({**good, "iss": "someone-else"})) == unauthorized
+    assert run("GET", bearer({**good, "aud": "someone-else"})) == unauthorized
+    assert run("GET", bearer({**good, "aud": ["x", "y"]})) == unauthorized
+    assert run("GET", bearer({k: v for k, v in good.items() if k != "iss"})) == unauthorized
+    assert run("GET", bearer({k: v for k, v in good.items() if k != "aud"})) == unauthorized
+    # a near miss is still a miss (no prefix or substring match)
+    assert run("GET", bearer({**good, "iss": jwt.issuer + "x"})) == unauthorized
+    assert run("GET", bearer({**good, "aud": [jwt.audience + "x"]})) == unauthorized
 
 
 # ------------------------------------------------------------------ prometheus.yml

@@ -1,0 +1,1 @@
+"""PostgreSQL, Redis, Kafka (outbox) and inventory-gRPC implementations of the ports."""

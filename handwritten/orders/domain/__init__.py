@@ -1,0 +1,1 @@
+"""The Order aggregate and its rules: pure code, no I/O."""

@@ -1,0 +1,1 @@
+"""The REST and gRPC faces of the orders service, both over ``OrdersService``."""

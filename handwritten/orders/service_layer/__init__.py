@@ -1,0 +1,1 @@
+"""Use cases of the orders service, over ports that the adapters implement."""

@@ -1,0 +1,1 @@
+"""PostgreSQL and event adapters of the shipping ports."""

@@ -1,0 +1,1 @@
+"""Shipments and their rules, free of I/O."""

@@ -1,0 +1,1 @@
+"""How the outside world drives the service: Kafka, timer, REST, gRPC."""
