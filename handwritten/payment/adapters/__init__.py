@@ -1,0 +1,1 @@
+"""Adapters of the payment ports: PostgreSQL, the outbox replies, the simulated gateway."""

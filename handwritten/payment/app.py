@@ -1,0 +1,192 @@
+"""Wiring of the payment service: resources, lifespan, the FastAPI app, CLI tasks.
+
+The payment service has no public API: its work comes from Kafka. One process runs
+three background tasks next to the health/metrics/docs endpoints: the command
+consumer (payments.requested, payments.refund_requested), the outbox relay that
+publishes the replies, and the reconciliation job of in-doubt payments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+
+from generated.services.payment.events import CONSUMES, SERVICE_NAME
+from handwritten.payment.adapters.gateway import InstrumentedGateway, SimulatedGateway
+from handwritten.payment.entrypoints.consumer import ConsumerSupervisor, payment_handler
+from handwritten.payment.entrypoints.reconciliation import ReconciliationJob
+from handwritten.payment.service_layer.payments import PaymentService
+from handwritten.payment.settings import PaymentSettings
+from handwritten.runtime.consumer import ConsumerRunner
+from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.health import Probe, postgres_probe
+from handwritten.runtime.http import create_app
+from handwritten.runtime.inbox import migrate_inbox
+from handwritten.runtime.logging import get_logger
+from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
+
+log = get_logger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass
+class PaymentRuntime:
+    """Resources opened by the lifespan (``app.state.payment``); ``None`` before start."""
+
+    pool: asyncpg.Pool | None = None
+    gateway: SimulatedGateway | None = None
+    service: PaymentService | None = None
+    consumer: ConsumerSupervisor | None = None
+    reconciliation: ReconciliationJob | None = None
+    relay: OutboxRelay | None = None
+
+
+def _database_url(settings: PaymentSettings) -> str:
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL is not set")
+    return settings.database_url
+
+
+async def open_pool(settings: PaymentSettings) -> asyncpg.Pool:
+    return await create_pool(
+        _database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+
+
+async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
+    """The payments table, then the outbox and inbox tables, in the payment database."""
+    async with pool.acquire() as connection:
+        return [
+            *await migrate(connection, MIGRATIONS),
+            *await migrate_outbox(connection),
+            *await migrate_inbox(connection),
+        ]
+
+
+def simulated_gateway(settings: PaymentSettings) -> SimulatedGateway:
+    return SimulatedGateway(
+        delay_seconds=settings.payment_gateway_delay_ms / 1000,
+        timeout_seconds=settings.payment_gateway_timeout_ms / 1000,
+        failure_rate=settings.payment_failure_rate,
+    )
+
+
+def _stop_on_exit(
+    stack: AsyncExitStack, name: str, run: asyncio.Task[None], stop: Callable[[], None]
+) -> None:
+    """Register a graceful stop of a background task: ``stop()``, then await it."""
+
+    async def finish() -> None:
+        stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(run), 10)
+        except TimeoutError:
+            log.warning("background task did not stop in time; cancelled", task=name)
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+        except Exception as exc:
+            log.error("background task failed", task=name, exc_info=exc)
+
+    stack.push_async_callback(finish)
+
+
+def build_app(settings: PaymentSettings | None = None) -> FastAPI:
+    """The payment service app; resources and background tasks live in its lifespan."""
+    settings = settings or PaymentSettings()
+    runtime = PaymentRuntime()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            pool = runtime.pool = await open_pool(settings)
+            stack.push_async_callback(pool.close)
+            if settings.migrate_on_start:
+                await apply_migrations(pool)
+
+            gateway = runtime.gateway = simulated_gateway(settings)
+            service = runtime.service = PaymentService(InstrumentedGateway(gateway))
+
+            # Exit order is the reverse: the consumer stops first (finishing the record
+            # in hand), then the job, then the relay, then the pool closes.
+            if settings.outbox_relay_enabled:
+                url = _database_url(settings)
+                relay = runtime.relay = OutboxRelay(
+                    lambda: asyncpg.connect(url),
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    service=SERVICE_NAME,
+                )
+                _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+
+            job = runtime.reconciliation = ReconciliationJob(
+                pool,
+                service,
+                older_than=timedelta(seconds=settings.payment_pending_timeout_seconds),
+                interval_seconds=settings.payment_reconcile_interval_seconds,
+                batch_size=settings.payment_reconcile_batch_size,
+            )
+            _stop_on_exit(stack, "reconciliation", asyncio.create_task(job.run()), job.stop)
+
+            handler = payment_handler(service)
+
+            def make_runner() -> ConsumerRunner:
+                return ConsumerRunner(
+                    pool,
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    group_id=settings.payment_consumer_group,
+                    topics=[spec.topic for spec in CONSUMES],
+                    handler=handler,
+                    client_id=f"{SERVICE_NAME}-consumer",
+                )
+
+            consumer = runtime.consumer = ConsumerSupervisor(make_runner)
+            _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+            yield
+        runtime.pool = runtime.gateway = runtime.service = None
+        runtime.consumer = runtime.reconciliation = runtime.relay = None
+
+    def probes(_: FastAPI) -> dict[str, Probe]:
+        if runtime.pool is None or runtime.consumer is None:
+            return {}
+        consumer = runtime.consumer
+
+        async def consuming() -> None:
+            # Without a running consumer the service does nothing useful.
+            if not consumer.healthy:
+                raise RuntimeError("the command consumer is not running (restarting)")
+
+        return {"postgres": postgres_probe(runtime.pool), "consumer": consuming}
+
+    app = create_app(
+        service=SERVICE_NAME,
+        title="MicroCommerce Payment Service",
+        version="1.0.0",
+        description=(
+            "Simulated payment gateway driven by the create-order saga over Kafka"
+            " (payments.requested, payments.refund_requested); at most one charge per"
+            " order. No public API: health, metrics and these docs only."
+        ),
+        routers=[],
+        lifespan=lifespan,
+        probes=probes,
+    )
+    app.state.payment = runtime
+    return app
+
+
+async def migrate_database(settings: PaymentSettings) -> list[str]:
+    """``python -m handwritten.payment migrate``: the migrations applied now."""
+    pool = await open_pool(settings)
+    try:
+        return await apply_migrations(pool)
+    finally:
+        await pool.close()

@@ -1,0 +1,1 @@
+"""Payment domain: pure decisions, no I/O."""

@@ -1,0 +1,1 @@
+"""What drives the payment service: Kafka commands and the reconciliation job."""

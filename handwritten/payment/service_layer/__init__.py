@@ -1,0 +1,1 @@
+"""Use cases of the payment service, written against the ports in ``ports``."""
