@@ -39,6 +39,7 @@ JWT_AUDIENCE: Final = "microcommerce"
 RATE_LIMIT_PER_MINUTE: Final = 100
 
 TOPICS: Final[tuple[Topic, ...]] = (
+    Topic("events.deadletter", 3),
     Topic("inventory.released", 3),
     Topic("inventory.reserved", 3),
     Topic("orders.canceled", 3),
@@ -65,7 +66,7 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
             database=None,
             consumer_group="analytics-service",
             uses=("redis", "kafka", "clickhouse"),
-            produces=(),
+            produces=("events.deadletter",),
             consumes=(
                 "users.registered",
                 "orders.created",
@@ -179,6 +180,7 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
                 "orders.delivered",
                 "payments.requested",
                 "payments.refund_requested",
+                "events.deadletter",
             ),
             consumes=(
                 "payments.processed",
@@ -199,7 +201,12 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
             database="payment",
             consumer_group="payment-service",
             uses=("postgres", "kafka"),
-            produces=("payments.processed", "payments.failed", "payments.refunded"),
+            produces=(
+                "payments.processed",
+                "payments.failed",
+                "payments.refunded",
+                "events.deadletter",
+            ),
             consumes=("payments.requested", "payments.refund_requested"),
             calls=(),
             env=(
@@ -217,7 +224,7 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
             database="shipping",
             consumer_group="shipping-service",
             uses=("postgres", "kafka"),
-            produces=("shipping.scheduled", "shipping.updated"),
+            produces=("shipping.scheduled", "shipping.updated", "events.deadletter"),
             consumes=("orders.confirmed", "orders.canceled"),
             calls=(),
             env=(EnvVar("SHIPPING_STEP_SECONDS", "5", "Seconds between shipment status changes."),),

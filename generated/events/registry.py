@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from generated.models.events import (
+    EventDeadLetteredPayload,
     EventHeaders,
     InventoryReleasedPayload,
     InventoryReservedPayload,
@@ -42,6 +43,7 @@ __all__ = [
     "EventHeaders",
     "EventSender",
     "EventSpec",
+    "EVENTS_DEADLETTER",
     "INVENTORY_RELEASED",
     "INVENTORY_RESERVED",
     "ORDERS_CANCELED",
@@ -96,6 +98,23 @@ class EventSender(Protocol):
         self, spec: EventSpec[Any], payload: Any, *, causation_id: str | None = None
     ) -> None: ...
 
+
+EVENTS_DEADLETTER: EventSpec[EventDeadLetteredPayload] = EventSpec(
+    event_type="EventDeadLettered",
+    topic="events.deadletter",
+    payload_model=EventDeadLetteredPayload,
+    key_field="deadLetterId",
+    schema_version=1,
+    partitions=3,
+    producers=(
+        "analytics",
+        "orders",
+        "payment",
+        "shipping",
+    ),
+    consumers=(),
+)
+"""A consumed record that could not be decoded, parked with the error."""
 
 INVENTORY_RELEASED: EventSpec[InventoryReleasedPayload] = EventSpec(
     event_type="InventoryReleased",
@@ -299,6 +318,7 @@ USERS_REGISTERED: EventSpec[UserRegisteredPayload] = EventSpec(
 """A user account was created."""
 
 EVENTS: tuple[EventSpec[Any], ...] = (
+    EVENTS_DEADLETTER,
     INVENTORY_RELEASED,
     INVENTORY_RESERVED,
     ORDERS_CANCELED,

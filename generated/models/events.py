@@ -21,6 +21,62 @@ class CancelReason(StrEnum):
     customer_request = "CUSTOMER_REQUEST"
 
 
+class DeadLetterHeader(BaseModel):
+    """
+    One Kafka header of the dead-lettered record, value as base64.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    name: Annotated[str, Field(max_length=256)]
+    value: Annotated[str | None, Field(max_length=65536)]
+    """
+    Header value, base64 (null for a header without value).
+    """
+
+
+class EventDeadLetteredKafkaKey(RootModel[UUID]):
+    root: UUID
+
+
+class EventDeadLetteredPayload(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    dead_letter_id: Annotated[UUID, Field(alias="deadLetterId")]
+    """
+    Id of this dead letter (also the record key).
+    """
+    consumer_group: Annotated[str, Field(alias="consumerGroup", max_length=255, min_length=1)]
+    """
+    Consumer group that could not handle the record.
+    """
+    source_topic: Annotated[str, Field(alias="sourceTopic", max_length=255, min_length=1)]
+    source_partition: Annotated[int, Field(alias="sourcePartition", ge=0)]
+    source_offset: Annotated[int, Field(alias="sourceOffset", ge=0)]
+    source_timestamp: Annotated[AwareDatetime | None, Field(alias="sourceTimestamp")] = None
+    """
+    Timestamp of the source record, when it had one.
+    """
+    key: Annotated[str | None, Field(max_length=1398104)]
+    """
+    The source record key, base64 (null when it had none).
+    """
+    value: Annotated[str | None, Field(max_length=1398104)]
+    """
+    The source record value byte for byte, base64 (null for a tombstone).
+    """
+    headers: Annotated[list[DeadLetterHeader], Field(max_length=100)]
+    error: Annotated[str, Field(max_length=2000, min_length=1)]
+    """
+    Why the record could not be handled.
+    """
+    dead_lettered_at: Annotated[AwareDatetime, Field(alias="deadLetteredAt")]
+
+
 class EventHeaders(BaseModel):
     """
     Kafka record headers of every event. Header values are UTF-8 strings on the wire; the generated model parses them.
@@ -70,6 +126,10 @@ class EventHeaders(BaseModel):
     """
 
 
+class EventDeadLetteredHeaders(RootModel[EventHeaders]):
+    root: EventHeaders
+
+
 class EventType(StrEnum):
     """
     The message name (event type), e.g. OrderCreated.
@@ -90,6 +150,7 @@ class EventType(StrEnum):
     inventory_released = "InventoryReleased"
     shipment_scheduled = "ShipmentScheduled"
     shipment_updated = "ShipmentUpdated"
+    event_dead_lettered = "EventDeadLettered"
 
 
 class InventoryReleaseReason(StrEnum):
@@ -441,6 +502,7 @@ class Producer(StrEnum):
     inventory = "inventory"
     payment = "payment"
     shipping = "shipping"
+    analytics = "analytics"
 
 
 class RefundOutcome(StrEnum):

@@ -1,8 +1,10 @@
 """Wiring of the orders service: resources, lifespan, the FastAPI app, CLI tasks.
 
 One process serves REST (uvicorn) and gRPC (grpclib, on GRPC_PORT) over the same
-``OrdersService``, and runs two background tasks: the outbox relay that publishes
-orders.* to Kafka, and the purge of expired idempotency keys.
+``OrdersService``, and runs background tasks: the outbox relay that publishes
+orders.* and the saga's commands to Kafka, the saga worker that advances the
+create-order sagas, the consumer of payments.* and shipping.*, and the purge of
+expired idempotency keys.
 """
 
 from __future__ import annotations
@@ -21,28 +23,35 @@ from fastapi import APIRouter, Depends, FastAPI
 from grpclib.health.service import Health
 from redis.asyncio import Redis
 
+from generated.sagas.create_order import CREATE_ORDER
 from generated.services.orders.api import build_router
-from generated.services.orders.events import SERVICE_NAME
+from generated.services.orders.events import CONSUMES, SERVICE_NAME
 from handwritten.orders.adapters.cache import NoOrderCache, RedisOrderCache
 from handwritten.orders.adapters.inventory_grpc import GrpcInventory, open_channel
 from handwritten.orders.adapters.orders_view import PostgresOrderViews, rebuild_orders_view
 from handwritten.orders.adapters.repository import order_repository
+from handwritten.orders.adapters.saga import CreateOrderSaga
 from handwritten.orders.domain.order import OrderState
+from handwritten.orders.entrypoints.consumer import ConsumerSupervisor, event_handler
 from handwritten.orders.entrypoints.grpc import OrdersGrpcService
 from handwritten.orders.entrypoints.rest import OrdersApi, RestComponents
 from handwritten.orders.service_layer.orders import OrdersService
 from handwritten.orders.service_layer.ports import OrderCache
 from handwritten.orders.settings import OrdersSettings
 from handwritten.runtime.auth import RequestAuthenticator
+from handwritten.runtime.backoff import Backoff
+from handwritten.runtime.consumer import ConsumerRunner
 from handwritten.runtime.db import create_pool, migrate
 from handwritten.runtime.eventstore import AggregateRepository, migrate_event_store
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.idempotency import IdempotencyStore, migrate_idempotency
+from handwritten.runtime.inbox import migrate_inbox
 from handwritten.runtime.jwt import JwksClient
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
+from handwritten.runtime.saga import SagaWorker, migrate_saga
 
 log = get_logger(__name__)
 
@@ -60,6 +69,9 @@ class OrdersRuntime:
     grpc: GrpcServer | None = None
     relay: OutboxRelay | None = None
     cache: OrderCache | None = None
+    saga: CreateOrderSaga | None = None
+    saga_worker: SagaWorker | None = None
+    consumer: ConsumerSupervisor | None = None
 
 
 def _database_url(settings: OrdersSettings) -> str:
@@ -75,12 +87,14 @@ async def open_pool(settings: OrdersSettings) -> asyncpg.Pool:
 
 
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
-    """The event store, outbox and idempotency tables, then the service's own."""
+    """The event store, outbox, inbox, idempotency and saga tables, then the service's own."""
     async with pool.acquire() as connection:
         return (
             await migrate_event_store(connection)
             + await migrate_outbox(connection)
+            + await migrate_inbox(connection)
             + await migrate_idempotency(connection)
+            + await migrate_saga(connection)
             + await migrate(connection, MIGRATIONS)
         )
 
@@ -163,6 +177,12 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             repository = runtime.repository = order_repository(
                 snapshot_every=settings.snapshot_every
             )
+            saga = runtime.saga = CreateOrderSaga(
+                CREATE_ORDER,
+                pool=pool,
+                inventory=channel,
+                compensation_alert_after=settings.saga_compensation_alert_after,
+            )
             service = runtime.service = OrdersService(
                 pool=pool,
                 repository=repository,
@@ -171,7 +191,9 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
                     channel, timeout_seconds=settings.inventory_timeout_seconds
                 ),
                 cache=cache,
+                sagas=saga,
             )
+            saga.bind(service)
             idempotency = runtime.idempotency = IdempotencyStore(
                 pool,
                 ttl=dt.timedelta(seconds=settings.idempotency_ttl_seconds),
@@ -187,6 +209,30 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
                     service=SERVICE_NAME,
                 )
                 _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+            if settings.saga_worker_enabled:
+                worker = runtime.saga_worker = SagaWorker(
+                    saga.engine,
+                    pool,
+                    concurrency=settings.saga_worker_concurrency,
+                    poll_interval=settings.saga_poll_interval_seconds,
+                    listen=lambda: asyncpg.connect(_database_url(settings)),
+                )
+                _stop_on_exit(stack, "saga-worker", asyncio.create_task(worker.run()), worker.stop)
+            if settings.consumer_enabled:
+                handler = event_handler(service, saga.engine)
+                consumer = runtime.consumer = ConsumerSupervisor(
+                    lambda: ConsumerRunner(
+                        pool,
+                        bootstrap_servers=settings.kafka_bootstrap_servers,
+                        group_id=settings.orders_consumer_group,
+                        topics=[spec.topic for spec in CONSUMES],
+                        handler=handler,
+                        client_id=f"{SERVICE_NAME}-consumer",
+                        service=SERVICE_NAME,
+                    ),
+                    backoff=Backoff(initial=1.0, maximum=30.0),
+                )
+                _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
             _stop_on_exit(
                 stack,
                 "idempotency-purge",
@@ -212,6 +258,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             yield
         runtime.pool = runtime.repository = runtime.service = runtime.idempotency = None
         runtime.grpc = runtime.relay = runtime.cache = None
+        runtime.saga = runtime.saga_worker = runtime.consumer = None
 
     def probes(_: FastAPI) -> dict[str, Probe]:
         # Only PostgreSQL decides readiness: without Redis the cache is bypassed and

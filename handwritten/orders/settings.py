@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from generated import catalog
+from generated.services.orders.events import CONSUMER_GROUP
 from handwritten.runtime.settings import ServiceSettings, catalog_defaults
 
 _CATALOG = catalog_defaults("orders")
@@ -55,6 +56,21 @@ class OrdersSettings(ServiceSettings):
     #: Publish the outbox (orders.*) to Kafka from this process; replicas elect one
     #: active relay, so leaving it on everywhere is safe.
     outbox_relay_enabled: bool = True
+
+    #: Consume payments.* (saga replies) and shipping.* from Kafka in this process.
+    consumer_enabled: bool = True
+    #: The consumer group (replicas share it; tests use their own).
+    orders_consumer_group: str = Field(CONSUMER_GROUP, min_length=1)
+
+    #: Run the saga worker (resumes and advances every due saga; replicas share the
+    #: work through FOR UPDATE SKIP LOCKED).
+    saga_worker_enabled: bool = True
+    #: Sagas one process advances at once.
+    saga_worker_concurrency: int = Field(4, ge=1, le=64)
+    #: How often an idle worker looks for due sagas (notifications wake it sooner).
+    saga_poll_interval_seconds: float = Field(0.5, gt=0)
+    #: Failed attempts after which a compensation is reported stuck (still retried).
+    saga_compensation_alert_after: int = Field(5, ge=1)
 
     #: Apply pending migrations at start.
     migrate_on_start: bool = True

@@ -1,9 +1,10 @@
 """Wiring of the payment service: resources, lifespan, the FastAPI app, CLI tasks.
 
-The payment service has no public API: its work comes from Kafka. One process runs
-three background tasks next to the health/metrics/docs endpoints: the command
-consumer (payments.requested, payments.refund_requested), the outbox relay that
-publishes the replies, and the reconciliation job of in-doubt payments.
+The payment service's work comes from Kafka; its only REST route is the admins'
+read of an order's payment. One process runs three background tasks next to that
+route and the health/metrics/docs endpoints: the command consumer
+(payments.requested, payments.refund_requested), the outbox relay that publishes
+the replies, and the reconciliation job of in-doubt payments.
 """
 
 from __future__ import annotations
@@ -14,22 +15,29 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import asyncpg
-from fastapi import FastAPI
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
 
+from generated.services.payment.api import build_router
 from generated.services.payment.events import CONSUMES, SERVICE_NAME
 from handwritten.payment.adapters.gateway import InstrumentedGateway, SimulatedGateway
+from handwritten.payment.adapters.postgres import payment_of_order
 from handwritten.payment.entrypoints.consumer import ConsumerSupervisor, payment_handler
 from handwritten.payment.entrypoints.reconciliation import ReconciliationJob
+from handwritten.payment.entrypoints.rest import PaymentApi, RestComponents
 from handwritten.payment.service_layer.payments import PaymentService
 from handwritten.payment.settings import PaymentSettings
+from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.consumer import ConsumerRunner
 from handwritten.runtime.db import create_pool, migrate
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.inbox import migrate_inbox
+from handwritten.runtime.jwt import JwksClient
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
 
@@ -103,6 +111,7 @@ def _stop_on_exit(
 def build_app(settings: PaymentSettings | None = None) -> FastAPI:
     """The payment service app; resources and background tasks live in its lifespan."""
     settings = settings or PaymentSettings()
+    api = PaymentApi()
     runtime = PaymentRuntime()
 
     @asynccontextmanager
@@ -112,6 +121,14 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
             stack.push_async_callback(pool.close)
             if settings.migrate_on_start:
                 await apply_migrations(pool)
+
+            http = httpx.AsyncClient()
+            stack.push_async_callback(http.aclose)
+            authenticator = RequestAuthenticator(
+                JwksClient(settings.jwks_url, http),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
 
             gateway = runtime.gateway = simulated_gateway(settings)
             service = runtime.service = PaymentService(InstrumentedGateway(gateway))
@@ -150,6 +167,13 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
 
             consumer = runtime.consumer = ConsumerSupervisor(make_runner)
             _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+
+            api.attach(
+                RestComponents(
+                    payment_of_order=partial(payment_of_order, pool), authenticator=authenticator
+                )
+            )
+            stack.callback(api.attach, None)
             yield
         runtime.pool = runtime.gateway = runtime.service = None
         runtime.consumer = runtime.reconciliation = runtime.relay = None
@@ -166,16 +190,20 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
 
         return {"postgres": postgres_probe(runtime.pool), "consumer": consuming}
 
+    # Authorization (admin role) runs as a dependency of every route, before path
+    # validation.
+    routes = APIRouter(dependencies=[Depends(api.authorize)])
+    routes.include_router(build_router(api))
     app = create_app(
         service=SERVICE_NAME,
-        title="MicroCommerce Payment Service",
+        title="MicroCommerce Payment API",
         version="1.0.0",
         description=(
             "Simulated payment gateway driven by the create-order saga over Kafka"
             " (payments.requested, payments.refund_requested); at most one charge per"
-            " order. No public API: health, metrics and these docs only."
+            " order. REST: the admins' read of an order's payment."
         ),
-        routers=[],
+        routers=[routes],
         lifespan=lifespan,
         probes=probes,
     )

@@ -32,9 +32,10 @@ class PaymentSettings(ServiceSettings):
     payment_failure_rate: float = Field(float(_ENV["PAYMENT_FAILURE_RATE"]), ge=0.0, le=1.0)
     #: Upper bound of the simulated gateway's answer latency (random, half to full).
     payment_gateway_delay_ms: int = Field(50, ge=0, le=60_000)
-    #: How long a charge waits for the gateway's answer; tok_timeout waits all of it.
-    #: Keep it well under the saga's 30 s payment timeout.
-    payment_gateway_timeout_ms: int = Field(2_000, ge=1, le=60_000)
+    #: How long a charge waits for the gateway's answer; tok_timeout waits all of it,
+    #: and the consumer handles commands one by one, so keep it short (and well under
+    #: the saga's 30 s payment timeout).
+    payment_gateway_timeout_ms: int = Field(300, ge=1, le=60_000)
 
     #: A payment still PENDING (the gateway never answered) after this many seconds
     #: is settled by the reconciliation job. Longer than the saga's 30 s payment

@@ -5,31 +5,42 @@ skip it if the inbox has seen its event id, else call the handler, commit the
 transaction, and only then commit the Kafka offset. A crash anywhere replays the
 record; the inbox mark, committed with the effects, makes the replay a no-op.
 
-Poison records (not a valid event of the registry) are logged at error level with
-their topic, partition and offset and skipped; a dead-letter topic will take them
-in a later issue. A handler that keeps failing is retried with backoff a few times,
-then the runner stops with ``HandlerFailedError`` without committing past that
-record, so it is handled (not lost) once the cause is fixed.
+Poison records (not a valid event of the registry) go to the dead-letter topic
+(``events.deadletter``): the raw key, value and headers (base64) with the error, the
+consumer group and the source topic, partition, offset and timestamp. Only once the
+broker acked the dead letter is the record's offset committed, so a poison record
+is never lost; while the dead-letter topic cannot be written the runner retries
+with backoff without moving past it. A handler that keeps failing is retried with
+backoff a few times, then the runner stops with ``HandlerFailedError`` without
+committing past that record, so it is handled (not lost) once the cause is fixed.
+A handler may ask for work after its transaction commits (``after_commit``, e.g. a
+cache invalidation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
-from generated.events.registry import Event
+from generated import catalog
+from generated.events.registry import EVENTS_DEADLETTER, Event
+from generated.models.events import DeadLetterHeader, EventDeadLetteredPayload
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.context import correlation_id
 from handwritten.runtime.events import InvalidEventError
 from handwritten.runtime.inbox import first_time
-from handwritten.runtime.kafka import decode_record, event_consumer
+from handwritten.runtime.kafka import KafkaEventProducer, decode_record, event_consumer
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import REGISTRY
 
@@ -41,10 +52,116 @@ CONSUMED_EVENTS = Counter(
     ["group", "topic", "outcome"],
     registry=REGISTRY,
 )
+DEAD_LETTERS = Counter(
+    "consumer_dead_letters",
+    "Poison records published to the dead-letter topic (acked by the broker).",
+    ["group", "topic"],
+    registry=REGISTRY,
+)
+#: Longest error text kept in a dead letter (the payload's limit).
+_MAX_ERROR = 2000
 
 #: Applies one event inside the open transaction on ``connection``; raising rolls it
 #: back. E.g. ``lambda conn, event: dispatch(OrdersHandlers(conn), event)``.
 Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[None]]
+
+
+_AFTER_COMMIT: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "consumer_after_commit", default=None
+)
+
+
+def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    """From a handler: run ``callback`` once the handler's transaction has committed
+    (e.g. invalidate a cache); dropped if it rolls back. Failures are logged."""
+    pending = _AFTER_COMMIT.get()
+    if pending is None:
+        raise RuntimeError("after_commit is for handlers run by a ConsumerRunner")
+    pending.append(callback)
+
+
+class DeadLetters(Protocol):
+    """Where poison records go; ``publish`` returns once the dead letter is durable."""
+
+    async def publish(self, payload: EventDeadLetteredPayload) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class KafkaDeadLetters:
+    """Publishes dead letters on ``events.deadletter`` with an idempotent producer
+    (``acks=all``), started on the first poison record."""
+
+    def __init__(self, bootstrap_servers: str, *, service: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._service = service
+        self._producer: KafkaEventProducer | None = None
+
+    async def publish(self, payload: EventDeadLetteredPayload) -> None:
+        if self._producer is None:
+            producer = KafkaEventProducer(self._bootstrap_servers, service=self._service)
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+        try:
+            await self._producer.send(EVENTS_DEADLETTER, payload)
+        except BaseException:
+            await self.close()  # a fresh producer for the next try
+            raise
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+
+def dead_letter_producer(group_id: str, topics: Iterable[str]) -> str | None:
+    """The catalog service a runner works for, as the producer of its dead letters.
+
+    The service whose consumer group is ``group_id``; else the one consuming exactly
+    ``topics``; else the only one consuming all of them (tests and replicas may use
+    other group ids). ``None`` when that does not single one out.
+    """
+    for name, service in catalog.SERVICES.items():
+        if service.consumer_group == group_id:
+            return name
+    wanted = set(topics)
+    exact = [n for n, s in catalog.SERVICES.items() if set(s.consumes) == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    covering = [n for n, s in catalog.SERVICES.items() if wanted <= set(s.consumes)]
+    return covering[0] if len(covering) == 1 else None
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def dead_letter(
+    record: ConsumerRecord[bytes, bytes], *, group_id: str, error: str
+) -> EventDeadLetteredPayload:
+    """The dead letter of ``record``: raw bytes (base64), the error, where it came from."""
+    timestamp = None
+    if record.timestamp is not None and record.timestamp >= 0:
+        timestamp = dt.datetime.fromtimestamp(record.timestamp / 1000, dt.UTC)
+    return EventDeadLetteredPayload(
+        dead_letter_id=uuid.uuid4(),
+        consumer_group=group_id,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        source_timestamp=timestamp,
+        key=_b64(record.key),
+        value=_b64(record.value),
+        headers=[DeadLetterHeader(name=name, value=_b64(value)) for name, value in record.headers],
+        error=(error or "invalid event")[:_MAX_ERROR],
+        dead_lettered_at=dt.datetime.now(dt.UTC),
+    )
 
 
 class HandlerFailedError(RuntimeError):
@@ -70,6 +187,9 @@ class ConsumerRunner:
     ``consumer_name`` names the inbox rows (default: the group id, so replicas of
     one service share dedupe marks). ``run()`` returns after ``stop()`` and raises
     ``HandlerFailedError`` when a handler fails ``max_attempts`` times in a row.
+    Poison records go to ``dead_letters`` (default: ``events.deadletter`` on the
+    same brokers, produced as ``service``; see ``dead_letter_producer`` for the
+    default).
     """
 
     def __init__(
@@ -85,6 +205,8 @@ class ConsumerRunner:
         max_attempts: int = 5,
         backoff: Backoff | None = None,
         poll_timeout: float = 0.5,
+        service: str | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts is at least 1")
@@ -92,6 +214,15 @@ class ConsumerRunner:
         self._bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self._topics = tuple(sorted(set(topics)))
+        if dead_letters is None:
+            producer = service or dead_letter_producer(group_id, self._topics)
+            if producer is None:
+                raise ValueError(
+                    f"cannot tell which service consumer group {group_id!r} works for:"
+                    " pass service= (the producer of its dead letters)"
+                )
+            dead_letters = KafkaDeadLetters(bootstrap_servers, service=producer)
+        self._dead_letters = dead_letters
         self._handler = handler
         self.consumer_name = consumer_name or group_id
         self._client_id = client_id or group_id
@@ -135,19 +266,14 @@ class ConsumerRunner:
             with contextlib.suppress(KafkaError):
                 await self._commit(consumer)
             await consumer.stop()
+            await self._dead_letters.close()
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
             event = decode_record(record)
         except InvalidEventError as exc:
             CONSUMED_EVENTS.labels(self.group_id, record.topic, "poison").inc()
-            log.error(
-                "poison record skipped",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                reason=str(exc),
-            )
+            await self._dead_letter(record, str(exc))
             return
         token = correlation_id.set(event.headers.correlation_id)
         try:
@@ -157,6 +283,8 @@ class ConsumerRunner:
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], event: Event[Any]) -> None:
         for attempt in range(1, self._max_attempts + 1):
+            callbacks: list[Callable[[], Awaitable[None]]] = []
+            token = _AFTER_COMMIT.set(callbacks)
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
                     fresh = await first_time(connection, self.consumer_name, event.headers.event_id)
@@ -180,8 +308,50 @@ class ConsumerRunner:
                 if self._stopping.is_set():
                     raise _StoppedError from exc
                 continue
+            finally:
+                _AFTER_COMMIT.reset(token)
             outcome = "handled" if fresh else "duplicate"
             CONSUMED_EVENTS.labels(self.group_id, record.topic, outcome).inc()
+            for callback in callbacks:
+                try:
+                    await callback()
+                except Exception as exc:
+                    log.warning("after-commit callback failed", error=repr(exc))
+            return
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        """Publish ``record`` to the dead-letter topic; retried until acked or stopped.
+
+        Returns only once the broker has the dead letter, so the caller may then mark
+        the offset for commit; on stop ``_StoppedError`` leaves it uncommitted (the
+        record comes back, and is dead-lettered again, after a restart).
+        """
+        letter = dead_letter(record, group_id=self.group_id, error=error)
+        context = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "dead_letter_id": str(letter.dead_letter_id),
+        }
+        attempt = 0
+        while True:
+            try:
+                await self._dead_letters.publish(letter)
+            except Exception as exc:
+                log.warning(
+                    "dead-letter publish failed; retrying",
+                    error=repr(exc),
+                    attempt=attempt,
+                    **context,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._backoff.delay(attempt))
+                if self._stopping.is_set():
+                    raise _StoppedError from exc
+                attempt += 1
+                continue
+            DEAD_LETTERS.labels(self.group_id, record.topic).inc()
+            log.error("poison record dead-lettered", reason=error, **context)
             return
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:

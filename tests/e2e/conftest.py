@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from generated import catalog
+
 GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(os.environ.get("MC_LOCAL_DIR", REPO_ROOT / ".local")) / "logs"
@@ -76,3 +78,17 @@ async def register_and_login(client: httpx.AsyncClient) -> Account:
 @pytest.fixture
 async def account(gateway: httpx.AsyncClient) -> Account:
     return await register_and_login(gateway)
+
+
+@pytest.fixture(scope="session")
+async def admin(gateway: httpx.AsyncClient) -> Account:
+    """The seeded admin account (catalog defaults unless ADMIN_* are set)."""
+    defaults = {v.name: v.default for v in catalog.SERVICES["auth"].env}
+    email = os.environ.get("ADMIN_EMAIL", defaults["ADMIN_EMAIL"])
+    password = os.environ.get("ADMIN_PASSWORD", defaults["ADMIN_PASSWORD"])
+    login = await gateway.post("/api/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    me = await gateway.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+    )
+    return Account(me.json()["id"], email, password, login.json())

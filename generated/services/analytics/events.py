@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from generated.events.registry import (
+    EVENTS_DEADLETTER,
     ORDERS_CANCELED,
     ORDERS_CONFIRMED,
     ORDERS_CREATED,
@@ -25,9 +26,11 @@ from generated.events.registry import (
     SHIPPING_UPDATED,
     USERS_REGISTERED,
     Event,
+    EventSender,
     EventSpec,
 )
 from generated.models.events import (
+    EventDeadLetteredPayload,
     OrderCanceledPayload,
     OrderConfirmedPayload,
     OrderCreatedPayload,
@@ -43,7 +46,7 @@ from generated.models.events import (
 
 SERVICE_NAME = "analytics"
 CONSUMER_GROUP = "analytics-service"
-PRODUCES: tuple[EventSpec[Any], ...] = ()
+PRODUCES: tuple[EventSpec[Any], ...] = (EVENTS_DEADLETTER,)
 CONSUMES: tuple[EventSpec[Any], ...] = (
     ORDERS_CANCELED,
     ORDERS_CONFIRMED,
@@ -57,6 +60,19 @@ CONSUMES: tuple[EventSpec[Any], ...] = (
     SHIPPING_UPDATED,
     USERS_REGISTERED,
 )
+
+
+class AnalyticsEventPublisher:
+    """One typed method per topic the analytics service produces."""
+
+    def __init__(self, sender: EventSender) -> None:
+        self._sender = sender
+
+    async def events_deadletter(
+        self, payload: EventDeadLetteredPayload, *, causation_id: str | None = None
+    ) -> None:
+        """Publish EventDeadLettered on ``events.deadletter``."""
+        await self._sender.send(EVENTS_DEADLETTER, payload, causation_id=causation_id)
 
 
 class AnalyticsEventHandlers(Protocol):

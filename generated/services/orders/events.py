@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from generated.events.registry import (
+    EVENTS_DEADLETTER,
     ORDERS_CANCELED,
     ORDERS_CONFIRMED,
     ORDERS_CREATED,
@@ -30,6 +31,7 @@ from generated.events.registry import (
     EventSpec,
 )
 from generated.models.events import (
+    EventDeadLetteredPayload,
     OrderCanceledPayload,
     OrderConfirmedPayload,
     OrderCreatedPayload,
@@ -47,6 +49,7 @@ from generated.models.events import (
 SERVICE_NAME = "orders"
 CONSUMER_GROUP = "orders-service"
 PRODUCES: tuple[EventSpec[Any], ...] = (
+    EVENTS_DEADLETTER,
     ORDERS_CANCELED,
     ORDERS_CONFIRMED,
     ORDERS_CREATED,
@@ -69,6 +72,12 @@ class OrdersEventPublisher:
 
     def __init__(self, sender: EventSender) -> None:
         self._sender = sender
+
+    async def events_deadletter(
+        self, payload: EventDeadLetteredPayload, *, causation_id: str | None = None
+    ) -> None:
+        """Publish EventDeadLettered on ``events.deadletter``."""
+        await self._sender.send(EVENTS_DEADLETTER, payload, causation_id=causation_id)
 
     async def orders_canceled(
         self, payload: OrderCanceledPayload, *, causation_id: str | None = None

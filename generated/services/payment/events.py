@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from generated.events.registry import (
+    EVENTS_DEADLETTER,
     PAYMENTS_FAILED,
     PAYMENTS_PROCESSED,
     PAYMENTS_REFUND_REQUESTED,
@@ -23,6 +24,7 @@ from generated.events.registry import (
     EventSpec,
 )
 from generated.models.events import (
+    EventDeadLetteredPayload,
     PaymentFailedPayload,
     PaymentProcessedPayload,
     PaymentRefundedPayload,
@@ -33,6 +35,7 @@ from generated.models.events import (
 SERVICE_NAME = "payment"
 CONSUMER_GROUP = "payment-service"
 PRODUCES: tuple[EventSpec[Any], ...] = (
+    EVENTS_DEADLETTER,
     PAYMENTS_FAILED,
     PAYMENTS_PROCESSED,
     PAYMENTS_REFUNDED,
@@ -48,6 +51,12 @@ class PaymentEventPublisher:
 
     def __init__(self, sender: EventSender) -> None:
         self._sender = sender
+
+    async def events_deadletter(
+        self, payload: EventDeadLetteredPayload, *, causation_id: str | None = None
+    ) -> None:
+        """Publish EventDeadLettered on ``events.deadletter``."""
+        await self._sender.send(EVENTS_DEADLETTER, payload, causation_id=causation_id)
 
     async def payments_failed(
         self, payload: PaymentFailedPayload, *, causation_id: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from generated.events.registry import (
+    EVENTS_DEADLETTER,
     ORDERS_CANCELED,
     ORDERS_CONFIRMED,
     SHIPPING_SCHEDULED,
@@ -22,6 +23,7 @@ from generated.events.registry import (
     EventSpec,
 )
 from generated.models.events import (
+    EventDeadLetteredPayload,
     OrderCanceledPayload,
     OrderConfirmedPayload,
     ShipmentScheduledPayload,
@@ -31,6 +33,7 @@ from generated.models.events import (
 SERVICE_NAME = "shipping"
 CONSUMER_GROUP = "shipping-service"
 PRODUCES: tuple[EventSpec[Any], ...] = (
+    EVENTS_DEADLETTER,
     SHIPPING_SCHEDULED,
     SHIPPING_UPDATED,
 )
@@ -45,6 +48,12 @@ class ShippingEventPublisher:
 
     def __init__(self, sender: EventSender) -> None:
         self._sender = sender
+
+    async def events_deadletter(
+        self, payload: EventDeadLetteredPayload, *, causation_id: str | None = None
+    ) -> None:
+        """Publish EventDeadLettered on ``events.deadletter``."""
+        await self._sender.send(EVENTS_DEADLETTER, payload, causation_id=causation_id)
 
     async def shipping_scheduled(
         self, payload: ShipmentScheduledPayload, *, causation_id: str | None = None

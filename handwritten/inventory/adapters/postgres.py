@@ -193,6 +193,16 @@ class PostgresProducts(ProductRepository):
         if not _one_row_changed(status):
             raise StockInvariantError(f"product {product_id} holds less than {quantity}")
 
+    async def return_sold(self, product_id: UUID, quantity: int) -> None:
+        status = await self._db.execute(
+            "UPDATE products SET available_quantity = available_quantity + $2, "
+            "updated_at = now() WHERE product_id = $1",
+            product_id,
+            quantity,
+        )
+        if not _one_row_changed(status):
+            raise StockInvariantError(f"product {product_id} does not exist")
+
 
 class PostgresReservations(ReservationRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
@@ -243,15 +253,22 @@ class PostgresReservations(ReservationRepository):
         expires_at: datetime = rows[0]["expires_at"]
         return Reservation(order_id, tuple(lines), ReservationStatus.RESERVED, expires_at)
 
-    async def set_status(self, order_id: UUID, status: ReservationStatus) -> None:
+    async def set_status(
+        self,
+        order_id: UUID,
+        status: ReservationStatus,
+        *,
+        current: ReservationStatus = ReservationStatus.RESERVED,
+    ) -> None:
         changed = await self._db.execute(
             "UPDATE inventory_reservations SET status = $2, updated_at = now() "
-            "WHERE order_id = $1 AND status = 'RESERVED'",
+            "WHERE order_id = $1 AND status = $3",
             order_id,
             status.value,
+            current.value,
         )
         if changed.rsplit(" ", 1)[-1] == "0":
-            raise StockInvariantError(f"order {order_id} has no RESERVED lines to change")
+            raise StockInvariantError(f"order {order_id} has no {current.value} lines to change")
 
     async def lock_due(self, limit: int) -> list[Reservation]:
         # Pick due lines nobody else has locked, then lock every RESERVED line of

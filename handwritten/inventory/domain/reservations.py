@@ -2,12 +2,14 @@
 
 An order's reservation is a set of lines (one per product) that share one status::
 
-    RESERVED ──commit──▶ COMMITTED   (stock debited for good)
+    RESERVED ──commit──▶ COMMITTED ──restore──▶ RETURNED  (sold stock back on sale)
         │ ├───release──▶ RELEASED    (saga compensation: stock returned)
         │ └───expiry───▶ EXPIRED     (not committed before expires_at: stock returned)
 
-COMMITTED, RELEASED and EXPIRED are final. Every operation is idempotent per order
-id; the decision functions below say what a repeated or late call does.
+RETURNED, RELEASED and EXPIRED are final; a COMMITTED reservation only moves on
+when a confirmed order is canceled before it ships (the saga's reversal). Every
+operation is idempotent per order id; the decision functions below say what a
+repeated or late call does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReservationStatus(StrEnum):
     COMMITTED = "COMMITTED"
     RELEASED = "RELEASED"
     EXPIRED = "EXPIRED"
+    RETURNED = "RETURNED"
 
 
 class ReleaseReason(StrEnum):
@@ -42,9 +45,10 @@ _ALLOWED: Mapping[ReservationStatus, frozenset[ReservationStatus]] = {
     ReservationStatus.RESERVED: frozenset(
         {ReservationStatus.COMMITTED, ReservationStatus.RELEASED, ReservationStatus.EXPIRED}
     ),
-    ReservationStatus.COMMITTED: frozenset(),
+    ReservationStatus.COMMITTED: frozenset({ReservationStatus.RETURNED}),
     ReservationStatus.RELEASED: frozenset(),
     ReservationStatus.EXPIRED: frozenset(),
+    ReservationStatus.RETURNED: frozenset(),
 }
 
 
@@ -167,3 +171,13 @@ def decide_release(reservation: Reservation | None) -> bool:
     if reservation.status is ReservationStatus.COMMITTED:
         raise ReservationConflictError(reservation.order_id, "is COMMITTED and cannot be released")
     return reservation.status is ReservationStatus.RESERVED
+
+
+def decide_restore(reservation: Reservation | None) -> bool:
+    """True when restoring puts sold stock back on sale (a COMMITTED reservation).
+
+    Everything else is a no-op (``False``), never an error: a restored one was
+    already returned, and one that was never committed holds no sold stock (a held
+    reservation is ReleaseReservation's business, which the saga also runs).
+    """
+    return reservation is not None and reservation.status is ReservationStatus.COMMITTED

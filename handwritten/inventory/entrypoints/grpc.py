@@ -31,6 +31,8 @@ from generated.grpc.inventory.v1 import (
     ReservedItem,
     ReserveProductsRequest,
     ReserveProductsResponse,
+    RestoreStockRequest,
+    RestoreStockResponse,
     UnavailableProduct,
     UnavailableReason,
 )
@@ -172,6 +174,13 @@ class InventoryGrpcService(InventoryServiceBase):
         except InventoryError as exc:
             raise to_grpc_error(exc) from exc
         return ReleaseReservationResponse(released=released)
+
+    async def restore_stock(self, message: RestoreStockRequest) -> RestoreStockResponse:
+        try:
+            restored = await self._stock.restore(parse_uuid(message.order_id, "order_id"))
+        except InventoryError as exc:
+            raise to_grpc_error(exc) from exc
+        return RestoreStockResponse(restored=restored)
 
     async def get_product(self, message: GetProductRequest) -> GetProductResponse:
         try:

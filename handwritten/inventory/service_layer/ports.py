@@ -55,6 +55,10 @@ class ProductRepository(Protocol):
         """Move ``quantity`` from reserved back to available."""
         ...
 
+    async def return_sold(self, product_id: UUID, quantity: int) -> None:
+        """Put ``quantity`` sold (committed) units back to available."""
+        ...
+
 
 class ReservationRepository(Protocol):
     async def serialize(self, order_id: UUID) -> None:
@@ -71,7 +75,15 @@ class ReservationRepository(Protocol):
         self, order_id: UUID, lines: Sequence[ReservationLine], ttl_seconds: float
     ) -> Reservation: ...
 
-    async def set_status(self, order_id: UUID, status: ReservationStatus) -> None: ...
+    async def set_status(
+        self,
+        order_id: UUID,
+        status: ReservationStatus,
+        *,
+        current: ReservationStatus = ReservationStatus.RESERVED,
+    ) -> None:
+        """Move every line of the order from ``current`` to ``status``."""
+        ...
 
     async def lock_due(self, limit: int) -> list[Reservation]:
         """Whole RESERVED reservations past their expiry, locked, skipping any that

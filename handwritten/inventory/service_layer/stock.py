@@ -1,4 +1,4 @@
-"""Use cases of stock: check, reserve, commit, release, and expire reservations.
+"""Use cases of stock: check, reserve, commit, release, restore, expire reservations.
 
 No oversell, by construction: a reservation locks its product rows in one global
 order, decides on the locked snapshot, and moves stock with conditional updates
@@ -24,6 +24,7 @@ from handwritten.inventory.domain.reservations import (
     ReservationStatus,
     decide_commit,
     decide_release,
+    decide_restore,
     repeated_reserve,
     reservation_lines,
     stock_to_move,
@@ -126,6 +127,29 @@ class StockKeeper:
                 return False
             assert reservation is not None
             await self._return_stock(uow, [reservation], ReleaseReason.ORDER_CANCELED)
+        await self._cache.invalidate([line.product_id for line in reservation.lines])
+        return True
+
+    async def restore(self, order_id: UUID) -> bool:
+        """Put a committed reservation's sold stock back on sale (a confirmed order
+        canceled before shipping); False when there was nothing to restore.
+
+        Idempotent per order id: the reservation moves COMMITTED → RETURNED under
+        its row lock, so a repeated or concurrent call finds it RETURNED and does
+        nothing.
+        """
+        async with self._uow() as uow:
+            reservation = await uow.reservations.lock(order_id)
+            if not decide_restore(reservation):
+                return False
+            assert reservation is not None
+            returned = reservation.moved_to(ReservationStatus.RETURNED)
+            for product_id, quantity in stock_to_move([returned]):
+                await uow.products.return_sold(product_id, quantity)
+            await uow.reservations.set_status(
+                order_id, returned.status, current=ReservationStatus.COMMITTED
+            )
+            await uow.events.released(returned, ReleaseReason.ORDER_CANCELED, await uow.now())
         await self._cache.invalidate([line.product_id for line in reservation.lines])
         return True
 

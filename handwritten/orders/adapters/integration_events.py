@@ -31,6 +31,8 @@ from handwritten.orders.domain.order import (
     ORDER_CONFIRMED,
     ORDER_CREATED,
     ORDER_DELIVERED,
+    ORDER_PAYMENT_REFUNDED,
+    ORDER_SHIPMENT_SCHEDULED,
     ORDER_SHIPPED,
     Order,
     OrderState,
@@ -101,4 +103,7 @@ def integration_messages(
             }
         )
         return [OutboxMessage(ORDERS_DELIVERED, payload)]
+    if event.event_type in (ORDER_SHIPMENT_SCHEDULED, ORDER_PAYMENT_REFUNDED):
+        # Facts shipping and payment already published; the order only records them.
+        return []
     raise ValueError(f"no integration event for {event.event_type!r}")

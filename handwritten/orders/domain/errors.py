@@ -39,6 +39,14 @@ class OrderNotFoundError(OrderError):
         self.order_id = order_id
 
 
+class SagaNotFoundError(OrderError):
+    """The order exists (and is visible) but has no saga instance (404)."""
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} has no saga")
+        self.order_id = order_id
+
+
 class OrderAlreadyExistsError(OrderError):
     """A create command for an id that already has events (a bug: ids are fresh)."""
 

@@ -1,10 +1,14 @@
 """The Order aggregate: state folded from its events, and the commands that decide.
 
 Lifecycle: PENDING → CONFIRMED → SHIPPED → DELIVERED, or CANCELED (from PENDING or
-CONFIRMED, with a reason). Commands are pure functions ``(state, …) -> events``;
-they raise a typed domain error for a transition the status forbids, and return
-no events when the order is already where the command would take it (so retried
-saga steps and repeated customer clicks are harmless).
+CONFIRMED, with a reason). Two facts do not change the status but show on the
+order: its shipment was scheduled (tracking code, from shipping.scheduled) and its
+payment was refunded (from payments.refunded, once canceled).
+
+Commands are pure functions ``(state, …) -> events``; they raise a typed domain
+error for a transition the status forbids, and return no events when the order is
+already where the command would take it (so retried saga steps and repeated
+customer clicks are harmless).
 
 Events keep their own time (``createdAt``, ``confirmedAt``…) in their data, so
 folding them again gives exactly the same state, timestamps included.
@@ -37,6 +41,8 @@ ORDER_CONFIRMED = "OrderConfirmed"
 ORDER_CANCELED = "OrderCanceled"
 ORDER_SHIPPED = "OrderShipped"
 ORDER_DELIVERED = "OrderDelivered"
+ORDER_SHIPMENT_SCHEDULED = "OrderShipmentScheduled"
+ORDER_PAYMENT_REFUNDED = "OrderPaymentRefunded"
 
 #: The AsyncAPI ``trackingCode`` pattern.
 _TRACKING_CODE = re.compile(r"^[A-Z0-9-]{8,40}$")
@@ -106,6 +112,8 @@ class Order:
     tracking_code: str | None = None
     cancel_reason: CancelReason | None = None
     cancel_detail: str | None = None
+    #: The payment was refunded (after a cancel).
+    refunded: bool = False
 
 
 #: The aggregate's state type: no order before its first event.
@@ -209,6 +217,39 @@ def mark_delivered(order: Order, *, now: datetime) -> list[DomainEvent]:
     return [DomainEvent(ORDER_DELIVERED, {"deliveredAt": _instant(now)})]
 
 
+def schedule_shipment(order: Order, *, tracking_code: str, now: datetime) -> list[DomainEvent]:
+    """Record the scheduled shipment's tracking code (once).
+
+    Shipping schedules confirmed orders; the order may have been canceled meanwhile
+    (shipping then cancels the shipment): the code is recorded all the same.
+    """
+    if not _TRACKING_CODE.fullmatch(tracking_code):
+        raise InvalidOrderError.single("trackingCode", "must match ^[A-Z0-9-]{8,40}$")
+    if order.tracking_code == tracking_code:
+        return []
+    if order.tracking_code is not None or order.status is OrderStatus.PENDING:
+        raise InvalidTransitionError(
+            order.order_id, order.status.value, f"scheduled for shipment {tracking_code}"
+        )
+    return [
+        DomainEvent(
+            ORDER_SHIPMENT_SCHEDULED, {"trackingCode": tracking_code, "scheduledAt": _instant(now)}
+        )
+    ]
+
+
+def record_refund(order: Order, *, payment_id: UUID | None, now: datetime) -> list[DomainEvent]:
+    """Record that the payment of a canceled order was refunded (once)."""
+    if order.refunded:
+        return []
+    if order.status is not OrderStatus.CANCELED:
+        raise InvalidTransitionError(order.order_id, order.status.value, "refunded")
+    data: dict[str, Any] = {"refundedAt": _instant(now)}
+    if payment_id is not None:
+        data["paymentId"] = str(payment_id)
+    return [DomainEvent(ORDER_PAYMENT_REFUNDED, data)]
+
+
 # ------------------------------------------------------------------ evolution
 
 
@@ -260,6 +301,19 @@ def apply(state: OrderState, event: DomainEvent) -> OrderState:
             status=OrderStatus.DELIVERED,
             updated_at=datetime.fromisoformat(data["deliveredAt"]),
         )
+    if event.event_type == ORDER_SHIPMENT_SCHEDULED:
+        return replace(
+            state,
+            tracking_code=data["trackingCode"],
+            updated_at=datetime.fromisoformat(data["scheduledAt"]),
+        )
+    if event.event_type == ORDER_PAYMENT_REFUNDED:
+        return replace(
+            state,
+            refunded=True,
+            payment_id=UUID(data["paymentId"]) if data.get("paymentId") else state.payment_id,
+            updated_at=datetime.fromisoformat(data["refundedAt"]),
+        )
     raise ValueError(f"unknown Order event {event.event_type!r}")
 
 
@@ -283,6 +337,7 @@ def to_snapshot(state: OrderState) -> dict[str, Any]:
         "trackingCode": state.tracking_code,
         "cancelReason": None if state.cancel_reason is None else state.cancel_reason.value,
         "cancelDetail": state.cancel_detail,
+        "refunded": state.refunded,
     }
 
 
@@ -301,6 +356,7 @@ def from_snapshot(data: dict[str, Any]) -> OrderState:
         tracking_code=data["trackingCode"],
         cancel_reason=None if data["cancelReason"] is None else CancelReason(data["cancelReason"]),
         cancel_detail=data["cancelDetail"],
+        refunded=bool(data["refunded"]),
     )
 
 
@@ -312,7 +368,8 @@ ORDER: AggregateSpec[OrderState] = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
     initial=_initial,
     apply=apply,
-    snapshot_version=1,
+    # 2: "refunded" (OrderPaymentRefunded); older snapshots are replayed over.
+    snapshot_version=2,
     to_snapshot=to_snapshot,
     from_snapshot=from_snapshot,
 )

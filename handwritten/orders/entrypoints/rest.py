@@ -27,6 +27,7 @@ from handwritten.orders.domain.errors import (
     InvalidTransitionError,
     OrderError,
     OrderNotFoundError,
+    SagaNotFoundError,
 )
 from handwritten.orders.domain.requests import payment_token, requested_lines, shipping_address
 from handwritten.orders.service_layer.orders import OrdersService, OutOfStock, PlaceOrder
@@ -105,6 +106,8 @@ def to_problem(error: OrderError) -> ProblemError:
         )
     if isinstance(error, OrderNotFoundError):
         return ProblemError(404, f"Order {error.order_id} does not exist.")
+    if isinstance(error, SagaNotFoundError):
+        return ProblemError(404, f"Order {error.order_id} has no saga.")
     if isinstance(error, InvalidTransitionError):
         return ProblemError(
             409, f"Order {error.order_id} is {error.status} and cannot be {error.action}."
@@ -264,11 +267,29 @@ class OrdersApi:
     async def get_order_saga(self, request: Request, *, order_id: UUID) -> Saga | Response:
         caller: Caller = request.state.caller
         try:
-            await self.components.service.get_order(order_id, visible_to=caller.visible_to)
+            saga = await self.components.service.saga(order_id, visible_to=caller.visible_to)
         except OrderError as exc:
             raise to_problem(exc) from exc
-        # The create-order saga is not orchestrated yet: no order has a saga instance.
-        raise ProblemError(404, f"Order {order_id} has no saga.")
+        return Saga.model_validate(
+            {
+                "sagaId": saga.saga_id,
+                "orderId": saga.order_id,
+                "state": saga.state,
+                "currentStep": saga.current_step,
+                "steps": [
+                    {
+                        "name": step.name,
+                        "status": step.status,
+                        "attempts": step.attempts,
+                        "startedAt": step.started_at,
+                        "finishedAt": step.finished_at,
+                        "compensatedAt": step.compensated_at,
+                        "error": None if step.error is None else step.error[:2000],
+                    }
+                    for step in saga.steps
+                ],
+            }
+        )
 
 
 def _caller(claims: AccessClaims) -> Caller:

@@ -4,6 +4,12 @@ Writes go through the event-sourced aggregate (``AggregateRepository``): one
 transaction appends the events, writes their outbox rows and updates the
 ``orders_view`` row. Reads come from ``orders_view`` (through the cache).
 
+The create-order saga (``OrderSagas``) is started in the transaction that creates
+the order, so no order is ever left without its saga; a cancel asks the saga to
+turn back (refund, stock back) in the transaction that cancels the order. The
+``*_on`` commands run on a caller's open transaction (the saga's, a consumer's)
+and leave cache invalidation to the caller, after its commit.
+
 Visibility: every read or change takes ``visible_to``, the user whose orders the
 caller may see, or ``None`` for an unscoped (admin) caller. An order of someone
 else behaves exactly like one that does not exist.
@@ -19,7 +25,11 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from handwritten.orders.domain import order as orders
-from handwritten.orders.domain.errors import InvalidOrderError, OrderNotFoundError
+from handwritten.orders.domain.errors import (
+    InvalidOrderError,
+    OrderNotFoundError,
+    SagaNotFoundError,
+)
 from handwritten.orders.domain.order import CancelReason, Order, OrderState, OrderStatus
 from handwritten.orders.domain.pricing import Shortage, price
 from handwritten.orders.domain.requests import RequestedLine, ShippingAddress
@@ -29,13 +39,27 @@ from handwritten.orders.service_layer.paging import (
     decode_cursor,
     encode_cursor,
 )
-from handwritten.orders.service_layer.ports import Inventory, OrderCache, OrderViews
+from handwritten.orders.service_layer.ports import (
+    Inventory,
+    NoSagas,
+    OrderCache,
+    OrderSagas,
+    OrderViews,
+    SagaView,
+)
 from handwritten.orders.service_layer.read_model import OrderView, view_of
-from handwritten.runtime.eventstore import AggregateRepository, DomainEvent, StoredEvent
+from handwritten.runtime.eventstore import (
+    AggregateRepository,
+    CommandResult,
+    DomainEvent,
+    StoredEvent,
+)
 
 #: Extra work inside the transaction that creates an order (e.g. storing the
 #: idempotent response), given the new order's view; raising rolls the order back.
 WithinCreate = Callable[[asyncpg.Connection, OrderView], Awaitable[None]]
+#: A command on an existing order: its events, or a domain error.
+Decide = Callable[[Order], Sequence[DomainEvent]]
 
 
 def utc_now() -> datetime:
@@ -85,6 +109,7 @@ class OrdersService:
         views: OrderViews,
         inventory: Inventory,
         cache: OrderCache,
+        sagas: OrderSagas | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._pool = pool
@@ -92,6 +117,7 @@ class OrdersService:
         self._views = views
         self._inventory = inventory
         self._cache = cache
+        self._sagas = sagas or NoSagas()
         self._clock = clock
 
     # ---------------------------------------------------------------- writes
@@ -125,6 +151,8 @@ class OrdersService:
         async with self._pool.acquire() as connection, connection.transaction():
             result = await self._repository.execute(connection, order_id, decide)
             assert result.state is not None
+            # Same transaction: the order exists if and only if its saga does.
+            await self._sagas.start(connection, result.state)
             view = view_of(result.state, result.version)
             if within is not None:
                 await within(connection, view)
@@ -138,12 +166,21 @@ class OrdersService:
         reason: CancelReason = CancelReason.CUSTOMER_REQUEST,
         detail: str | None = None,
     ) -> OrderView:
-        """Cancel (409 once shipped); canceling a canceled order changes nothing."""
+        """Cancel (409 once shipped); canceling a canceled order changes nothing.
+
+        The saga turns back in the same transaction: refund if paid, stock released
+        or restored, and the shipment canceled (shipping consumes orders.canceled).
+        """
         now = self._clock()
+
+        async def turn_back(connection: asyncpg.Connection) -> None:
+            await self._sagas.cancel(connection, order_id, reason)
+
         return await self._change(
             order_id,
             visible_to,
             lambda order: orders.cancel(order, reason=reason, now=now, detail=detail),
+            before=turn_back,
         )
 
     async def confirm_order(self, order_id: UUID, *, payment_id: UUID) -> OrderView:
@@ -167,20 +204,118 @@ class OrdersService:
             order_id, None, lambda order: orders.mark_delivered(order, now=now)
         )
 
-    async def _change(
+    # ---------------------------------------- on a caller's open transaction
+
+    async def confirm_on(
+        self, connection: asyncpg.Connection, order_id: UUID, *, payment_id: UUID
+    ) -> bool:
+        """The saga's confirm step; whether the order changed."""
+        now = self._clock()
+        return await self._apply_on(
+            connection,
+            order_id,
+            lambda order: orders.confirm(order, payment_id=payment_id, now=now),
+        )
+
+    async def cancel_on(
         self,
+        connection: asyncpg.Connection,
+        order_id: UUID,
+        *,
+        reason: CancelReason,
+        detail: str | None = None,
+    ) -> bool:
+        """The saga's outcome when it turns back; a canceled order stays as it is."""
+        now = self._clock()
+        return await self._apply_on(
+            connection,
+            order_id,
+            lambda order: orders.cancel(order, reason=reason, now=now, detail=detail),
+        )
+
+    async def shipment_scheduled_on(
+        self, connection: asyncpg.Connection, order_id: UUID, *, tracking_code: str
+    ) -> bool:
+        now = self._clock()
+        return await self._apply_on(
+            connection,
+            order_id,
+            lambda order: orders.schedule_shipment(order, tracking_code=tracking_code, now=now),
+        )
+
+    async def shipped_on(
+        self, connection: asyncpg.Connection, order_id: UUID, *, tracking_code: str
+    ) -> bool:
+        now = self._clock()
+        return await self._apply_on(
+            connection,
+            order_id,
+            lambda order: orders.mark_shipped(order, tracking_code=tracking_code, now=now),
+        )
+
+    async def delivered_on(
+        self, connection: asyncpg.Connection, order_id: UUID, *, tracking_code: str
+    ) -> bool:
+        """DELIVERED; an order still CONFIRMED is marked shipped first."""
+        now = self._clock()
+
+        def decide(order: Order) -> Sequence[DomainEvent]:
+            if order.status is OrderStatus.CONFIRMED:
+                shipped = orders.mark_shipped(order, tracking_code=tracking_code, now=now)
+                in_transit = orders.apply(order, shipped[0])
+                assert in_transit is not None
+                return [*shipped, *orders.mark_delivered(in_transit, now=now)]
+            return orders.mark_delivered(order, now=now)
+
+        return await self._apply_on(connection, order_id, decide)
+
+    async def refunded_on(
+        self, connection: asyncpg.Connection, order_id: UUID, *, payment_id: UUID | None
+    ) -> bool:
+        now = self._clock()
+        return await self._apply_on(
+            connection,
+            order_id,
+            lambda order: orders.record_refund(order, payment_id=payment_id, now=now),
+        )
+
+    async def invalidate(self, order_id: UUID) -> None:
+        """Forget the cached order (after the commit of an ``*_on`` change)."""
+        await self._cache.invalidate([order_id])
+
+    async def _apply_on(
+        self, connection: asyncpg.Connection, order_id: UUID, decide: Decide
+    ) -> bool:
+        result = await self._execute(connection, order_id, None, decide)
+        return bool(result.events)
+
+    async def _execute(
+        self,
+        connection: asyncpg.Connection,
         order_id: UUID,
         visible_to: UUID | None,
-        decide: Callable[[Order], Sequence[DomainEvent]],
-    ) -> OrderView:
+        decide: Decide,
+    ) -> CommandResult[OrderState]:
         def scoped(state: OrderState) -> Sequence[DomainEvent]:
             # Checked on the aggregate itself, inside the command's transaction.
             if state is None or (visible_to is not None and state.user_id != visible_to):
                 raise OrderNotFoundError(order_id)
             return decide(state)
 
-        async with self._pool.acquire() as connection:
-            result = await self._repository.execute(connection, order_id, scoped)
+        return await self._repository.execute(connection, order_id, scoped)
+
+    async def _change(
+        self,
+        order_id: UUID,
+        visible_to: UUID | None,
+        decide: Decide,
+        *,
+        before: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> OrderView:
+        async with self._pool.acquire() as connection, connection.transaction():
+            if before is not None:
+                await before(connection)
+            result = await self._execute(connection, order_id, visible_to, decide)
         if result.events:
             # After the commit: invalidating earlier would let a reader cache the old
             # row again before the new one is visible.
@@ -231,6 +366,14 @@ class OrdersService:
 
     async def count_orders(self, *, visible_to: UUID | None, status: OrderStatus | None) -> int:
         return await self._views.count(user_id=visible_to, status=status)
+
+    async def saga(self, order_id: UUID, *, visible_to: UUID | None) -> SagaView:
+        """The order's create-order saga (404 rules as ``get_order``, then no saga)."""
+        await self.get_order(order_id, visible_to=visible_to)
+        found = await self._sagas.find(order_id)
+        if found is None:
+            raise SagaNotFoundError(order_id)
+        return found
 
     async def history(self, order_id: UUID, *, visible_to: UUID | None) -> list[StoredEvent]:
         """Every event of the order, in sequence (404 rules as ``get_order``)."""

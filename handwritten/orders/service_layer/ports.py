@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from handwritten.orders.domain.order import OrderStatus
+import asyncpg
+
+from handwritten.orders.domain.order import CancelReason, Order, OrderStatus
 from handwritten.orders.domain.pricing import Availability
 from handwritten.orders.domain.requests import RequestedLine
 from handwritten.orders.service_layer.paging import PageKey
@@ -68,3 +71,58 @@ class OrderCache(Protocol):
     async def clear(self) -> None:
         """Forget every cached order (after a projection rebuild)."""
         ...
+
+
+@dataclass(frozen=True)
+class SagaStepView:
+    """One step of an order's saga as the API shows it."""
+
+    name: str
+    status: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    compensated_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SagaView:
+    """The create-order saga of one order."""
+
+    saga_id: UUID
+    order_id: UUID
+    state: str
+    current_step: str | None
+    steps: tuple[SagaStepView, ...]
+
+
+class OrderSagas(Protocol):
+    """The create-order saga, as the use cases drive it."""
+
+    async def start(self, connection: asyncpg.Connection, order: Order) -> None:
+        """Record the saga of a new order in the transaction that creates it."""
+        ...
+
+    async def cancel(
+        self, connection: asyncpg.Connection, order_id: UUID, reason: CancelReason
+    ) -> None:
+        """Ask the order's saga to turn back (locks it: call before the aggregate)."""
+        ...
+
+    async def find(self, order_id: UUID) -> SagaView | None: ...
+
+
+class NoSagas(OrderSagas):
+    """No orchestration (tools and tests that drive orders by hand)."""
+
+    async def start(self, connection: asyncpg.Connection, order: Order) -> None:
+        return None
+
+    async def cancel(
+        self, connection: asyncpg.Connection, order_id: UUID, reason: CancelReason
+    ) -> None:
+        return None
+
+    async def find(self, order_id: UUID) -> SagaView | None:
+        return None

@@ -57,9 +57,10 @@ class OrderView:
 
 
 def _payment_status(order: Order) -> PaymentStatus | None:
-    # Only what the aggregate's own events prove: a confirmation carries the
-    # successful payment; a payment cancel reason says it failed. Refunds and
-    # "requested" arrive with the saga's payment events.
+    # What the aggregate's events prove: a refund (payments.refunded), the
+    # successful payment a confirmation carries, or a payment cancel reason.
+    if order.refunded:
+        return PaymentStatus.REFUNDED
     if order.payment_id is not None:
         return PaymentStatus.PROCESSED
     if order.cancel_reason in (CancelReason.PAYMENT_FAILED, CancelReason.PAYMENT_TIMEOUT):
@@ -72,7 +73,12 @@ def _shipping_status(order: Order) -> ShippingStatus | None:
         return ShippingStatus.IN_TRANSIT
     if order.status is OrderStatus.DELIVERED:
         return ShippingStatus.DELIVERED
-    return None
+    if order.tracking_code is None:
+        return None
+    # A scheduled shipment: canceled with the order (shipping consumes orders.canceled).
+    if order.status is OrderStatus.CANCELED:
+        return ShippingStatus.CANCELED
+    return ShippingStatus.SCHEDULED
 
 
 def view_of(order: Order, version: int) -> OrderView:

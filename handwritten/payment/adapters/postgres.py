@@ -1,8 +1,11 @@
-"""PostgreSQL payments repository and the unit of work over one open transaction."""
+"""PostgreSQL payments repository, the unit of work over one open transaction, and
+the read-only query of the REST API."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import asyncpg
 
@@ -25,6 +28,10 @@ _LOCK_STALE_PENDING = (
     f"SELECT {_COLUMNS} FROM payments"  # noqa: S608 - constant column list
     " WHERE status = 'PENDING' AND created_at < now() - $1::interval"
     " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+_OF_ORDER = (
+    f"SELECT {_COLUMNS}, created_at, updated_at FROM payments"  # noqa: S608 - constant columns
+    " WHERE order_id = $1"
 )
 
 
@@ -131,3 +138,24 @@ class PostgresUnitOfWork(UnitOfWork):
     @property
     def replies(self) -> PaymentReplies:
         return self._replies
+
+
+# ------------------------------------------------------------------------ queries
+
+
+@dataclass(frozen=True)
+class StoredPayment:
+    """A payment as the REST API shows it: the domain object and the row's timestamps."""
+
+    payment: Payment
+    created_at: datetime
+    updated_at: datetime
+
+
+async def payment_of_order(db: asyncpg.Pool, order_id: UUID) -> StoredPayment | None:
+    """The payment of ``order_id`` as committed now (no lock, no transaction); ``None``
+    when the order has none."""
+    row = await db.fetchrow(_OF_ORDER, order_id)
+    if row is None:
+        return None
+    return StoredPayment(_payment(row), created_at=row["created_at"], updated_at=row["updated_at"])

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import yaml
 
 from handwritten.gateway.app import Gateway, load_kong_config, status_app
 from handwritten.gateway.domain.config import kong_entity_id
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.infra  # Redis
 ROOT = Path(__file__).resolve().parents[3]
 KONG_YML = ROOT / "infrastructure" / "gateway" / "kong.yml"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-SERVICES = ("analytics", "auth", "bff", "inventory", "orders", "shipping")
+SERVICES = ("analytics", "auth", "bff", "inventory", "orders", "payment", "shipping")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,7 +84,7 @@ def start_gateway(jwks: tuple[JwksApp, str], echo: tuple[EchoApp, str]) -> Itera
             "gateway_upstream_overrides": ",".join(f"{s}={echo[1]}" for s in SERVICES),
         }
         settings = GatewaySettings(**{**values, **overrides})
-        gateway = Gateway(settings, load_kong_config(KONG_YML))
+        gateway = Gateway(settings, load_kong_config(settings.kong_config))
         server = ThreadedServer(gateway, lifespan="on").start()
         status = ThreadedServer(status_app(gateway)).start()
         servers.extend([server, status])
@@ -206,8 +207,16 @@ def test_a_dead_upstream_is_502(start_gateway: StartGateway, keys: TestKeys) -> 
     assert response.headers["X-Correlation-ID"] == "dead-upstream"
 
 
-def test_a_slow_upstream_is_504(start_gateway: StartGateway, echo: tuple[EchoApp, str]) -> None:
-    url = start_gateway(gateway_read_timeout_seconds=0.5)
+def test_a_slow_upstream_is_504(
+    start_gateway: StartGateway, echo: tuple[EchoApp, str], tmp_path: Path
+) -> None:
+    """kong.yml's per-service read_timeout (ms) bounds the wait, as in Kong."""
+    config = yaml.safe_load(KONG_YML.read_text())
+    (inventory,) = [s for s in config["services"] if s["name"] == "inventory"]
+    inventory["read_timeout"] = 500
+    fast = tmp_path / "kong.yml"
+    fast.write_text(yaml.safe_dump(config))
+    url = start_gateway(kong_config=fast)
     started = time.monotonic()
     response = httpx.get(f"{url}/api/inventory/products", params={"echo_delay": "3"})
     elapsed = time.monotonic() - started

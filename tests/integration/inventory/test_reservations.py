@@ -1,4 +1,4 @@
-"""Reserve, commit and release over gRPC: no oversell, all or nothing, idempotent."""
+"""Reserve, commit, release and restore over gRPC: no oversell, all or nothing, idempotent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from generated.grpc.inventory.v1 import (
     ReleaseReservationRequest,
     ReserveProductsRequest,
     ReserveProductsResponse,
+    RestoreStockRequest,
     UnavailableReason,
 )
 from tests.integration.inventory.conftest import Inventory, items, wait_for
@@ -192,6 +193,53 @@ async def test_release_returns_the_stock_once(inventory: Inventory) -> None:
         await reserve(inventory, order, (first, 3), (second, 1))
     assert raised.value.status is Status.FAILED_PRECONDITION
     assert await inventory.stock_of(first) == (4, 0)
+
+
+async def test_restore_puts_committed_stock_back_on_sale_once(inventory: Inventory) -> None:
+    product = await inventory.add_product(stock=5)
+    order = uuid.uuid4()
+    assert (await reserve(inventory, order, (product, 2))).reserved
+
+    # Still only held: nothing sold to restore (ReleaseReservation is the call for it).
+    held = await inventory.stub.restore_stock(RestoreStockRequest(order_id=str(order)))
+    assert held.restored is False
+    assert await inventory.stock_of(product) == (3, 2)
+
+    await inventory.stub.commit_reservation(CommitReservationRequest(order_id=str(order)))
+    assert await inventory.stock_of(product) == (3, 0)
+
+    # Concurrent and repeated restores (a retried saga compensation) restore once.
+    results = await asyncio.gather(
+        *(inventory.stub.restore_stock(RestoreStockRequest(order_id=str(order))) for _ in range(5))
+    )
+    assert sorted(result.restored for result in results) == [False] * 4 + [True]
+    assert await inventory.stock_of(product) == (5, 0)
+    assert await inventory.reservation_status(order) == {"RETURNED"}
+
+    # A returned reservation is final: release is a no-op, commit and reserve refused.
+    released = await inventory.stub.release_reservation(
+        ReleaseReservationRequest(order_id=str(order))
+    )
+    assert released.released is False
+    for attempt in (
+        inventory.stub.commit_reservation(CommitReservationRequest(order_id=str(order))),
+        reserve(inventory, order, (product, 2)),
+    ):
+        with pytest.raises(GRPCError) as raised:
+            await attempt
+        assert raised.value.status is Status.FAILED_PRECONDITION
+    assert await inventory.stock_of(product) == (5, 0)
+
+    released_events = await inventory.db.fetch(
+        "SELECT value FROM outbox WHERE key = $1 AND topic = 'inventory.released'", str(order)
+    )
+    assert [json.loads(row["value"])["reason"] for row in released_events] == ["ORDER_CANCELED"]
+
+    unknown = await inventory.stub.restore_stock(RestoreStockRequest(order_id=str(uuid.uuid4())))
+    assert unknown.restored is False
+    with pytest.raises(GRPCError) as raised:
+        await inventory.stub.restore_stock(RestoreStockRequest(order_id="42"))
+    assert raised.value.status is Status.INVALID_ARGUMENT
 
 
 async def test_unknown_orders(inventory: Inventory) -> None:

@@ -303,6 +303,12 @@ def orders_settings(
         "snapshot_every": 2,
         "orders_cache_ttl_seconds": 30,
         "shutdown_grace_seconds": 2,
+        # These tests drive the aggregate by hand (confirm, ship…): the saga is
+        # recorded with each order but not advanced, and nothing is consumed. The
+        # saga tests (test_saga_flow.py) turn both on.
+        "saga_worker_enabled": False,
+        "consumer_enabled": False,
+        "orders_consumer_group": f"test-orders-{uuid.uuid4()}",
     }
     return OrdersSettings(**{**values, **overrides})
 

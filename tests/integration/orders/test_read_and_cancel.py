@@ -153,12 +153,32 @@ async def test_events_list_the_history_in_sequence(
     assert delivered.json()["status"] == "DELIVERED"
 
 
-async def test_saga_is_404_until_the_saga_exists(
-    orders: Orders, inventory: Inventory, customer: User
+async def test_an_order_has_its_saga_from_the_moment_it_is_created(
+    orders: Orders, inventory: Inventory, customer: User, other_customer: User
 ) -> None:
     order = await _order(orders, inventory, customer)
-    response = await orders.http.get(f"{ORDERS}/{order['orderId']}/saga", headers=customer.headers)
-    assert_problem(response, 404)
+    path = f"{ORDERS}/{order['orderId']}/saga"
+    response = await orders.http.get(path, headers=customer.headers)
+    assert response.status_code == 200, response.text
+    saga = response.json()
+    assert saga["orderId"] == order["orderId"]
+    assert saga["state"] == "RUNNING" and saga["currentStep"] == "reserve_inventory"
+    assert [(s["name"], s["status"], s["attempts"]) for s in saga["steps"]] == [
+        ("reserve_inventory", "PENDING", 0),
+        ("process_payment", "PENDING", 0),
+        ("commit_reservation", "PENDING", 0),
+        ("confirm_order", "PENDING", 0),
+    ]
+    # Same transaction as the order: the saga row exists with its start data.
+    row = await orders.db.fetchrow(
+        "SELECT saga_id, payload->>'paymentMethodToken' AS token FROM saga_instances"
+        " WHERE saga_type = 'create_order' AND correlation_key = $1",
+        order["orderId"],
+    )
+    assert row is not None and str(row["saga_id"]) == saga["sagaId"]
+    assert row["token"] == "tok_visa"
+    # Another user's order's saga is as unknown as the order.
+    assert_problem(await orders.http.get(path, headers=other_customer.headers), 404)
 
 
 async def test_the_cache_is_filled_by_reads_and_dropped_by_changes(

@@ -47,6 +47,7 @@ def test_the_generated_kong_yml(document: dict[str, Any]) -> None:
         "inventory-read",
         "inventory-write",
         "orders",
+        "payments",
         "shipping",
     ]
     assert config.consumers == ("microcommerce-users",)

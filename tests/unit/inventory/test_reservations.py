@@ -17,6 +17,7 @@ from handwritten.inventory.domain.reservations import (
     ReservationStatus,
     decide_commit,
     decide_release,
+    decide_restore,
     repeated_reserve,
     reservation_lines,
     stock_to_move,
@@ -55,15 +56,40 @@ def test_lines_are_priced_from_the_stock_and_sorted_by_product() -> None:
     assert reservation_lines(ITEMS, stock) == reservation().lines
 
 
-@pytest.mark.parametrize(
-    "final", [ReservationStatus.COMMITTED, ReservationStatus.RELEASED, ReservationStatus.EXPIRED]
-)
+@pytest.mark.parametrize("final", [ReservationStatus.RELEASED, ReservationStatus.EXPIRED])
 def test_only_reserved_moves_and_final_states_stay_final(final: ReservationStatus) -> None:
     moved = reservation().moved_to(final)
     assert moved.status is final
     for target in ReservationStatus:
         with pytest.raises(IllegalTransitionError):
             moved.moved_to(target)
+
+
+def test_a_committed_reservation_can_only_be_returned_which_is_final() -> None:
+    committed = reservation().moved_to(ReservationStatus.COMMITTED)
+    for target in ReservationStatus:
+        if target is not ReservationStatus.RETURNED:
+            with pytest.raises(IllegalTransitionError):
+                committed.moved_to(target)
+    returned = committed.moved_to(ReservationStatus.RETURNED)
+    for target in ReservationStatus:
+        with pytest.raises(IllegalTransitionError):
+            returned.moved_to(target)
+    with pytest.raises(IllegalTransitionError):
+        reservation().moved_to(ReservationStatus.RETURNED)
+
+
+def test_restore_decisions() -> None:
+    assert decide_restore(reservation(ReservationStatus.COMMITTED)) is True
+    for status in (
+        ReservationStatus.RESERVED,
+        ReservationStatus.RELEASED,
+        ReservationStatus.EXPIRED,
+        ReservationStatus.RETURNED,
+    ):
+        assert decide_restore(reservation(status)) is False
+    assert decide_restore(None) is False
+    assert decide_release(reservation(ReservationStatus.RETURNED)) is False
 
 
 def test_repeating_a_reserve_with_the_same_items_replays_it() -> None:

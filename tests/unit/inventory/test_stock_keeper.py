@@ -105,6 +105,9 @@ class FakeProducts(ProductRepository):
     async def return_held(self, product_id: uuid.UUID, quantity: int) -> None:
         self._move(product_id, quantity, -quantity)
 
+    async def return_sold(self, product_id: uuid.UUID, quantity: int) -> None:
+        self._move(product_id, quantity, 0)
+
 
 class FakeReservations(ReservationRepository):
     def __init__(self, state: State) -> None:
@@ -131,7 +134,14 @@ class FakeReservations(ReservationRepository):
         self.s.reservations[order_id] = reservation
         return reservation
 
-    async def set_status(self, order_id: uuid.UUID, status: ReservationStatus) -> None:
+    async def set_status(
+        self,
+        order_id: uuid.UUID,
+        status: ReservationStatus,
+        *,
+        current: ReservationStatus = ReservationStatus.RESERVED,
+    ) -> None:
+        assert self.s.reservations[order_id].status is current
         self.s.reservations[order_id] = replace(self.s.reservations[order_id], status=status)
 
     async def lock_due(self, limit: int) -> list[Reservation]:

@@ -17,6 +17,8 @@ from handwritten.orders.domain.order import (
     ORDER_CANCELED,
     ORDER_CONFIRMED,
     ORDER_CREATED,
+    ORDER_PAYMENT_REFUNDED,
+    ORDER_SHIPMENT_SCHEDULED,
     CancelReason,
     OrderStatus,
     cancel,
@@ -24,7 +26,10 @@ from handwritten.orders.domain.order import (
     mark_delivered,
     mark_shipped,
     place,
+    record_refund,
+    schedule_shipment,
 )
+from handwritten.orders.service_layer.read_model import PaymentStatus, ShippingStatus, view_of
 from tests.unit.orders.factories import ADDRESS, T0, History, created_events, line, replay
 
 LATER = T0 + timedelta(minutes=5)
@@ -167,3 +172,63 @@ def test_confirm_event_carries_the_payment_and_its_time() -> None:
     (event,) = confirm(History().order, payment_id=payment, now=LATER)
     assert event.event_type == ORDER_CONFIRMED
     assert event.data == {"paymentId": str(payment), "confirmedAt": LATER.isoformat()}
+
+
+def test_a_scheduled_shipment_is_recorded_once_and_shows_on_the_view() -> None:
+    history = History()
+    assert view_of(history.order, 1).shipping_status is None
+    with pytest.raises(InvalidTransitionError):  # not confirmed yet
+        history.run(lambda order: schedule_shipment(order, tracking_code=TRACKING, now=T0))
+    history.run(lambda order: confirm(order, payment_id=uuid.uuid4(), now=T0))
+    events = history.run(lambda order: schedule_shipment(order, tracking_code=TRACKING, now=LATER))
+    assert [e.event_type for e in events] == [ORDER_SHIPMENT_SCHEDULED]
+    order = replay(history.events)
+    assert order is not None
+    assert order.status is OrderStatus.CONFIRMED and order.tracking_code == TRACKING
+    view = view_of(order, len(history.events))
+    assert (view.shipping_status, view.tracking_code) == (ShippingStatus.SCHEDULED, TRACKING)
+    # Again with the same code: nothing; another code: refused.
+    assert history.run(lambda o: schedule_shipment(o, tracking_code=TRACKING, now=T0)) == []
+    with pytest.raises(InvalidTransitionError):
+        history.run(lambda o: schedule_shipment(o, tracking_code="BR-OTHER0001", now=T0))
+    # Shipped under that code, then delivered.
+    history.run(lambda order: mark_shipped(order, tracking_code=TRACKING, now=LATER))
+    assert view_of(history.order, 9).shipping_status is ShippingStatus.IN_TRANSIT
+    history.run(lambda order: mark_delivered(order, now=LATER))
+    assert view_of(history.order, 9).shipping_status is ShippingStatus.DELIVERED
+
+
+def test_a_shipment_scheduled_for_a_canceled_order_shows_canceled() -> None:
+    history = History()
+    history.run(lambda order: confirm(order, payment_id=uuid.uuid4(), now=T0))
+    history.run(lambda o: cancel(o, reason=CancelReason.CUSTOMER_REQUEST, now=T0))
+    history.run(lambda o: schedule_shipment(o, tracking_code=TRACKING, now=LATER))
+    view = view_of(history.order, 4)
+    assert view.status is OrderStatus.CANCELED
+    assert (view.shipping_status, view.tracking_code) == (ShippingStatus.CANCELED, TRACKING)
+
+
+def test_a_refund_is_recorded_once_on_a_canceled_order() -> None:
+    history = History()
+    payment = uuid.uuid4()
+    history.run(lambda order: confirm(order, payment_id=payment, now=T0))
+    with pytest.raises(InvalidTransitionError):  # only canceled orders are refunded
+        history.run(lambda order: record_refund(order, payment_id=payment, now=T0))
+    assert view_of(history.order, 2).payment_status is PaymentStatus.PROCESSED
+    history.run(lambda o: cancel(o, reason=CancelReason.CUSTOMER_REQUEST, now=T0))
+    events = history.run(lambda order: record_refund(order, payment_id=payment, now=LATER))
+    assert [e.event_type for e in events] == [ORDER_PAYMENT_REFUNDED]
+    assert history.run(lambda order: record_refund(order, payment_id=payment, now=LATER)) == []
+    order = replay(history.events)
+    assert order is not None and order.refunded and order.payment_id == payment
+    assert view_of(order, 4).payment_status is PaymentStatus.REFUNDED
+
+
+def test_a_late_payment_refunded_after_a_timeout_shows_refunded() -> None:
+    history = History()
+    history.run(lambda o: cancel(o, reason=CancelReason.PAYMENT_TIMEOUT, now=T0))
+    assert view_of(history.order, 2).payment_status is PaymentStatus.FAILED
+    late = uuid.uuid4()
+    history.run(lambda order: record_refund(order, payment_id=late, now=LATER))
+    view = view_of(history.order, 3)
+    assert (view.payment_status, view.payment_id) == (PaymentStatus.REFUNDED, late)

@@ -28,6 +28,8 @@ from handwritten.orders.domain.order import (
     mark_delivered,
     mark_shipped,
     place,
+    record_refund,
+    schedule_shipment,
 )
 from handwritten.orders.domain.pricing import PricedLine
 from handwritten.orders.service_layer.read_model import view_of
@@ -49,7 +51,7 @@ TRACKING_CODES = ["BR-00000001", "BR-00000002"]
 Step = tuple[str, int, int]  # (command, choice, minutes later)
 
 steps = st.tuples(
-    st.sampled_from(["confirm", "cancel", "ship", "deliver"]),
+    st.sampled_from(["confirm", "cancel", "schedule", "ship", "deliver", "refund"]),
     st.integers(0, 3),
     st.integers(0, 600),
 )
@@ -73,6 +75,12 @@ def _decide(step: Step, at: datetime) -> Callable[[Order], list[DomainEvent]]:
     if kind == "ship":
         code = TRACKING_CODES[choice % len(TRACKING_CODES)]
         return lambda order: mark_shipped(order, tracking_code=code, now=at)
+    if kind == "schedule":
+        code = TRACKING_CODES[choice % len(TRACKING_CODES)]
+        return lambda order: schedule_shipment(order, tracking_code=code, now=at)
+    if kind == "refund":
+        paid = None if choice == 0 else PAYMENTS[choice % len(PAYMENTS)]
+        return lambda order: record_refund(order, payment_id=paid, now=at)
     return lambda order: mark_delivered(order, now=at)
 
 

@@ -24,6 +24,8 @@ __all__ = (
     "ReserveProductsRequest",
     "ReserveProductsResponse",
     "ReservedItem",
+    "RestoreStockRequest",
+    "RestoreStockResponse",
     "UnavailableProduct",
     "UnavailableReason",
 )
@@ -404,6 +406,28 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False, config={"extra": "forbid"})
+class RestoreStockRequest(betterproto2.Message):
+    order_id: "typing.Annotated[str, pydantic.AfterValidator(betterproto2.validators.validate_string)]" = betterproto2.field(
+        1, betterproto2.TYPE_STRING
+    )
+
+
+default_message_pool.register_message("inventory.v1", "RestoreStockRequest", RestoreStockRequest)
+
+
+@dataclass(eq=False, repr=False, config={"extra": "forbid"})
+class RestoreStockResponse(betterproto2.Message):
+    restored: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+    """
+    True when this call put stock back on sale; false when there was nothing to
+    restore (already restored, or the reservation was never committed).
+    """
+
+
+default_message_pool.register_message("inventory.v1", "RestoreStockResponse", RestoreStockResponse)
+
+
+@dataclass(eq=False, repr=False, config={"extra": "forbid"})
 class UnavailableProduct(betterproto2.Message):
     """
     A requested item that cannot be served.
@@ -535,6 +559,31 @@ class InventoryServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def restore_stock(
+        self,
+        message: "RestoreStockRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "RestoreStockResponse":
+        """
+        Puts the stock of the order's COMMITTED reservation back on sale (the saga's
+        reversal of CommitReservation when a confirmed order is canceled before it
+        ships). Idempotent per order_id: restoring a restored reservation, or one that
+        was never committed (still reserved, released, expired or unknown), is a no-op
+        success (restored = false); ReleaseReservation is the call for a held one.
+        """
+
+        return await self._unary_unary(
+            "/inventory.v1.InventoryService/RestoreStock",
+            message,
+            RestoreStockResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def get_product(
         self,
         message: "GetProductRequest",
@@ -637,6 +686,17 @@ class InventoryServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def restore_stock(self, message: "RestoreStockRequest") -> "RestoreStockResponse":
+        """
+        Puts the stock of the order's COMMITTED reservation back on sale (the saga's
+        reversal of CommitReservation when a confirmed order is canceled before it
+        ships). Idempotent per order_id: restoring a restored reservation, or one that
+        was never committed (still reserved, released, expired or unknown), is a no-op
+        success (restored = false); ReleaseReservation is the call for a held one.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def get_product(self, message: "GetProductRequest") -> "GetProductResponse":
         """
         One product by id; NOT_FOUND if it does not exist.
@@ -684,6 +744,14 @@ class InventoryServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.release_reservation(request)
         await stream.send_message(response)
 
+    async def __rpc_restore_stock(
+        self, stream: "grpclib.server.Stream[RestoreStockRequest, RestoreStockResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.restore_stock(request)
+        await stream.send_message(response)
+
     async def __rpc_get_product(
         self, stream: "grpclib.server.Stream[GetProductRequest, GetProductResponse]"
     ) -> None:
@@ -725,6 +793,12 @@ class InventoryServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ReleaseReservationRequest,
                 ReleaseReservationResponse,
+            ),
+            "/inventory.v1.InventoryService/RestoreStock": grpclib.const.Handler(
+                self.__rpc_restore_stock,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RestoreStockRequest,
+                RestoreStockResponse,
             ),
             "/inventory.v1.InventoryService/GetProduct": grpclib.const.Handler(
                 self.__rpc_get_product,
