@@ -8,7 +8,7 @@ INFRA := infrastructure/local/infra.sh
 SERVICES := $(PY) infrastructure/local/services.py
 PYTEST_ARGS ?=
 
-.PHONY: rebuild-projections status migrate tools help venv generate check-generated validate-specs lint format test test-unit \
+.PHONY: rebuild-analytics rebuild-projections status migrate tools help venv generate check-generated validate-specs lint format test test-unit \
         infra-up infra-down infra-status up down clean
 
 help: ## List the commands
@@ -76,6 +76,9 @@ status: venv ## What is running
 
 rebuild-projections: venv infra-up ## Rebuild the orders_view read model from the event store
 	$(PY) -m handwritten.orders rebuild-projections
+
+rebuild-analytics: venv infra-up ## Rebuild the analytics tables from the Kafka topics (stop the analytics service first: embedded chdb has one owner)
+	$(PY) -m handwritten.analytics rebuild
 
 migrate: venv infra-up ## Apply every service's pending SQL migrations
 	$(SERVICES) migrate

@@ -23,7 +23,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging (uvicorn, aiokafka…) to JSON on stdout."""
 
     def add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-        event.setdefault("service", service)
+        # One service per process: its name wins over anything bound in context.
+        event["service"] = service
         return event
 
     shared: list[Any] = [

@@ -1,0 +1,1 @@
+"""Analytics domain: what events mean for the read model and for the reports (no I/O)."""

@@ -1,0 +1,1 @@
+"""How the outside world drives the service: Kafka, REST, gRPC, the rebuild command."""
