@@ -8,8 +8,7 @@ a server through clickhouse-connect when CLICKHOUSE_URL is set, else embedded ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.jwt import JwksClient
+from handwritten.runtime.lifecycle import stop_on_exit
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -87,26 +87,6 @@ def apply_batch(store: AnalyticsStore, cache: ResultCache) -> ApplyBatch:
         return result
 
     return apply
-
-
-def _stop_on_exit(
-    stack: AsyncExitStack, name: str, run: asyncio.Task[None], stop: Callable[[], None]
-) -> None:
-    """Register a graceful stop of a background task: ``stop()``, then await it."""
-
-    async def finish() -> None:
-        stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(run), 10)
-        except TimeoutError:
-            log.warning("background task did not stop in time; cancelled", task=name)
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-        except Exception as exc:
-            log.error("background task failed", task=name, exc_info=exc)
-
-    stack.push_async_callback(finish)
 
 
 def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
@@ -156,7 +136,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                     ),
                     backoff=Backoff(initial=1.0, maximum=30.0),
                 )
-                _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+                stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
 
             grpc = runtime.grpc = GrpcServer(
                 [AnalyticsGrpcService(queries), Health()], service=SERVICE_NAME

@@ -28,9 +28,10 @@ from handwritten.auth.domain.throttle import LoginThrottlePolicy, ThrottleLimit
 from handwritten.auth.service import AuthService, TokenSettings, utc_now
 from handwritten.auth.settings import DEV_KEY_ENCRYPTION_SECRET, AuthSettings
 from handwritten.runtime.auth import RequestAuthenticator
-from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.db import migrate
 from handwritten.runtime.health import Probe, kafka_probe, postgres_probe, redis_probe
 from handwritten.runtime.http import create_app
+from handwritten.runtime.lifecycle import database_url, open_pool
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
 
@@ -51,14 +52,6 @@ class AuthRuntime:
     service: AuthService | None = None
 
 
-async def open_pool(settings: AuthSettings) -> asyncpg.Pool:
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set")
-    return await create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
-
-
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     async with pool.acquire() as connection:
         return [*await migrate(connection, MIGRATIONS), *await migrate_outbox(connection)]
@@ -66,8 +59,7 @@ async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
 
 def outbox_relay(settings: AuthSettings) -> OutboxRelay:
     """Publishes users.registered (and any later auth event) from the outbox."""
-    url = settings.database_url
-    assert url is not None
+    url = database_url(settings)
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(url)

@@ -8,8 +8,7 @@ inventory.reserved / inventory.released to Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,12 @@ from handwritten.inventory.service_layer.ports import ProductCache, ReservationE
 from handwritten.inventory.service_layer.stock import StockKeeper
 from handwritten.inventory.settings import InventorySettings
 from handwritten.runtime.auth import RequestAuthenticator
-from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.db import migrate
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.jwt import JwksClient
+from handwritten.runtime.lifecycle import database_url, open_pool, stop_on_exit
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, OutboxSender, migrate_outbox
 
@@ -59,18 +59,6 @@ class InventoryRuntime:
     relay: OutboxRelay | None = None
 
 
-def _database_url(settings: InventorySettings) -> str:
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set")
-    return settings.database_url
-
-
-async def open_pool(settings: InventorySettings) -> asyncpg.Pool:
-    return await create_pool(
-        _database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
-
-
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     """The service's tables, then the outbox table, in the inventory database."""
     async with pool.acquire() as connection:
@@ -82,26 +70,6 @@ def outbox_events(connection: asyncpg.Connection) -> ReservationEvents:
     return PublishedReservationEvents(
         InventoryEventPublisher(OutboxSender(connection, SERVICE_NAME))
     )
-
-
-def _stop_on_exit(
-    stack: AsyncExitStack, name: str, run: asyncio.Task[None], stop: Callable[[], None]
-) -> None:
-    """Register a graceful stop of a background task: ``stop()``, then await it."""
-
-    async def finish() -> None:
-        stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(run), 10)
-        except TimeoutError:
-            log.warning("background task did not stop in time; cancelled", task=name)
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-        except Exception as exc:
-            log.error("background task failed", task=name, exc_info=exc)
-
-    stack.push_async_callback(finish)
 
 
 def build_app(settings: InventorySettings | None = None) -> FastAPI:
@@ -148,18 +116,18 @@ def build_app(settings: InventorySettings | None = None) -> FastAPI:
 
             if settings.outbox_relay_enabled:
                 relay = runtime.relay = OutboxRelay(
-                    lambda: asyncpg.connect(_database_url(settings)),
+                    lambda: asyncpg.connect(database_url(settings)),
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     service=SERVICE_NAME,
                 )
-                _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+                stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
 
             expiry = runtime.expiry = ExpiryJob(
                 stock,
                 interval_seconds=settings.reservation_expiry_interval_seconds,
                 batch_size=settings.reservation_expiry_batch_size,
             )
-            _stop_on_exit(
+            stop_on_exit(
                 stack, "reservation-expiry", asyncio.create_task(expiry.run()), expiry.stop
             )
 

@@ -10,9 +10,8 @@ expired idempotency keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from handwritten.orders.settings import OrdersSettings
 from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import ConsumerRunner
-from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.db import migrate
 from handwritten.runtime.eventstore import AggregateRepository, migrate_event_store
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
@@ -49,6 +48,7 @@ from handwritten.runtime.http import create_app
 from handwritten.runtime.idempotency import IdempotencyStore, migrate_idempotency
 from handwritten.runtime.inbox import migrate_inbox
 from handwritten.runtime.jwt import JwksClient
+from handwritten.runtime.lifecycle import database_url, open_pool, stop_on_exit
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
 from handwritten.runtime.saga import SagaWorker, migrate_saga
@@ -72,18 +72,6 @@ class OrdersRuntime:
     saga: CreateOrderSaga | None = None
     saga_worker: SagaWorker | None = None
     consumer: ConsumerSupervisor | None = None
-
-
-def _database_url(settings: OrdersSettings) -> str:
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set")
-    return settings.database_url
-
-
-async def open_pool(settings: OrdersSettings) -> asyncpg.Pool:
-    return await create_pool(
-        _database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
 
 
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
@@ -118,35 +106,6 @@ async def purge_idempotency_keys(store: IdempotencyStore, every_seconds: float) 
         except Exception as exc:
             log.warning("idempotency key purge failed", error=repr(exc))
         await asyncio.sleep(every_seconds)
-
-
-def _stop_on_exit(
-    stack: AsyncExitStack,
-    name: str,
-    run: asyncio.Task[None],
-    stop: Callable[[], None] | None = None,
-) -> None:
-    """On exit: ask the task to stop (or cancel it) and wait for it, bounded."""
-
-    async def finish() -> None:
-        if stop is None:
-            # A plain loop with nothing to flush: cancelling it is its way to stop.
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-            return
-        stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(run), 10)
-        except TimeoutError:
-            log.warning("background task did not stop in time; cancelled", task=name)
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-        except Exception as exc:
-            log.error("background task failed", task=name, exc_info=exc)
-
-    stack.push_async_callback(finish)
 
 
 def build_app(settings: OrdersSettings | None = None) -> FastAPI:
@@ -204,20 +163,20 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
 
             if settings.outbox_relay_enabled:
                 relay = runtime.relay = OutboxRelay(
-                    lambda: asyncpg.connect(_database_url(settings)),
+                    lambda: asyncpg.connect(database_url(settings)),
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     service=SERVICE_NAME,
                 )
-                _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+                stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
             if settings.saga_worker_enabled:
                 worker = runtime.saga_worker = SagaWorker(
                     saga.engine,
                     pool,
                     concurrency=settings.saga_worker_concurrency,
                     poll_interval=settings.saga_poll_interval_seconds,
-                    listen=lambda: asyncpg.connect(_database_url(settings)),
+                    listen=lambda: asyncpg.connect(database_url(settings)),
                 )
-                _stop_on_exit(stack, "saga-worker", asyncio.create_task(worker.run()), worker.stop)
+                stop_on_exit(stack, "saga-worker", asyncio.create_task(worker.run()), worker.stop)
             if settings.consumer_enabled:
                 handler = event_handler(service, saga.engine)
                 consumer = runtime.consumer = ConsumerSupervisor(
@@ -232,8 +191,8 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
                     ),
                     backoff=Backoff(initial=1.0, maximum=30.0),
                 )
-                _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
-            _stop_on_exit(
+                stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+            stop_on_exit(
                 stack,
                 "idempotency-purge",
                 asyncio.create_task(

@@ -10,8 +10,7 @@ the replies, and the reconciliation job of in-doubt payments.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,11 +32,12 @@ from handwritten.payment.service_layer.payments import PaymentService
 from handwritten.payment.settings import PaymentSettings
 from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.consumer import ConsumerRunner
-from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.db import migrate
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.inbox import migrate_inbox
 from handwritten.runtime.jwt import JwksClient
+from handwritten.runtime.lifecycle import database_url, open_pool, stop_on_exit
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, migrate_outbox
 
@@ -58,18 +58,6 @@ class PaymentRuntime:
     relay: OutboxRelay | None = None
 
 
-def _database_url(settings: PaymentSettings) -> str:
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set")
-    return settings.database_url
-
-
-async def open_pool(settings: PaymentSettings) -> asyncpg.Pool:
-    return await create_pool(
-        _database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
-
-
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     """The payments table, then the outbox and inbox tables, in the payment database."""
     async with pool.acquire() as connection:
@@ -86,26 +74,6 @@ def simulated_gateway(settings: PaymentSettings) -> SimulatedGateway:
         timeout_seconds=settings.payment_gateway_timeout_ms / 1000,
         failure_rate=settings.payment_failure_rate,
     )
-
-
-def _stop_on_exit(
-    stack: AsyncExitStack, name: str, run: asyncio.Task[None], stop: Callable[[], None]
-) -> None:
-    """Register a graceful stop of a background task: ``stop()``, then await it."""
-
-    async def finish() -> None:
-        stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(run), 10)
-        except TimeoutError:
-            log.warning("background task did not stop in time; cancelled", task=name)
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-        except Exception as exc:
-            log.error("background task failed", task=name, exc_info=exc)
-
-    stack.push_async_callback(finish)
 
 
 def build_app(settings: PaymentSettings | None = None) -> FastAPI:
@@ -136,13 +104,13 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
             # Exit order is the reverse: the consumer stops first (finishing the record
             # in hand), then the job, then the relay, then the pool closes.
             if settings.outbox_relay_enabled:
-                url = _database_url(settings)
+                url = database_url(settings)
                 relay = runtime.relay = OutboxRelay(
                     lambda: asyncpg.connect(url),
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     service=SERVICE_NAME,
                 )
-                _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+                stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
 
             job = runtime.reconciliation = ReconciliationJob(
                 pool,
@@ -151,7 +119,7 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
                 interval_seconds=settings.payment_reconcile_interval_seconds,
                 batch_size=settings.payment_reconcile_batch_size,
             )
-            _stop_on_exit(stack, "reconciliation", asyncio.create_task(job.run()), job.stop)
+            stop_on_exit(stack, "reconciliation", asyncio.create_task(job.run()), job.stop)
 
             handler = payment_handler(service)
 
@@ -166,7 +134,7 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
                 )
 
             consumer = runtime.consumer = ConsumerSupervisor(make_runner)
-            _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+            stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
 
             api.attach(
                 RestComponents(

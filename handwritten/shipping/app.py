@@ -8,8 +8,7 @@ that publishes shipping.scheduled / shipping.updated to Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +25,13 @@ from generated.services.shipping.events import CONSUMES, SERVICE_NAME, ShippingE
 from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import ConsumerRunner
-from handwritten.runtime.db import create_pool, migrate
+from handwritten.runtime.db import migrate
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.inbox import migrate_inbox
 from handwritten.runtime.jwt import JwksClient
+from handwritten.runtime.lifecycle import database_url, open_pool, stop_on_exit
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox import OutboxRelay, OutboxSender, migrate_outbox
 from handwritten.shipping.adapters.events import PublishedShipmentEvents
@@ -61,18 +61,6 @@ class ShippingRuntime:
     relay: OutboxRelay | None = None
 
 
-def _database_url(settings: ShippingSettings) -> str:
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set")
-    return settings.database_url
-
-
-async def open_pool(settings: ShippingSettings) -> asyncpg.Pool:
-    return await create_pool(
-        _database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
-
-
 async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     """The service's tables, then the outbox and inbox tables, in the shipping database."""
     async with pool.acquire() as connection:
@@ -97,26 +85,6 @@ def consumed_unit_of_work(connection: asyncpg.Connection, event: Event[Any]) -> 
     return PostgresUnitOfWork(
         connection, outbox_events(connection, causation_id=str(event.headers.event_id))
     )
-
-
-def _stop_on_exit(
-    stack: AsyncExitStack, name: str, run: asyncio.Task[None], stop: Callable[[], None]
-) -> None:
-    """Register a graceful stop of a background task: ``stop()``, then await it."""
-
-    async def finish() -> None:
-        stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(run), 10)
-        except TimeoutError:
-            log.warning("background task did not stop in time; cancelled", task=name)
-            run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
-        except Exception as exc:
-            log.error("background task failed", task=name, exc_info=exc)
-
-    stack.push_async_callback(finish)
 
 
 def build_app(settings: ShippingSettings | None = None) -> FastAPI:
@@ -145,11 +113,11 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
 
             if settings.outbox_relay_enabled:
                 relay = runtime.relay = OutboxRelay(
-                    lambda: asyncpg.connect(_database_url(settings)),
+                    lambda: asyncpg.connect(database_url(settings)),
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                     service=SERVICE_NAME,
                 )
-                _stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
+                stop_on_exit(stack, "outbox-relay", asyncio.create_task(relay.run()), relay.stop)
 
             if settings.consumer_enabled:
                 handler = event_handler(consumed_unit_of_work)
@@ -163,7 +131,7 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
                     ),
                     backoff=Backoff(initial=1.0, maximum=30.0),
                 )
-                _stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
+                stop_on_exit(stack, "consumer", asyncio.create_task(consumer.run()), consumer.stop)
 
             progression = runtime.progression = ProgressionJob(
                 uow,
@@ -171,7 +139,7 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
                 poll_seconds=settings.shipping_poll_seconds,
                 batch_size=settings.shipping_batch_size,
             )
-            _stop_on_exit(
+            stop_on_exit(
                 stack, "progression", asyncio.create_task(progression.run()), progression.stop
             )
 
