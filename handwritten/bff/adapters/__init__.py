@@ -1,0 +1,1 @@
+"""gRPC clients, circuit breakers with shared state, and the summary cache."""

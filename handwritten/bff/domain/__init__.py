@@ -1,0 +1,1 @@
+"""What the BFF knows: read models, the caller's access rule, client-visible errors."""

@@ -1,0 +1,1 @@
+"""The HTTP endpoints and the GraphQL schemas (web and mobile shapes)."""

@@ -1,0 +1,1 @@
+"""What a GraphQL request can ask for, independent of the schema shape serving it."""
