@@ -380,7 +380,7 @@ class Gateway:
             method=ctx.method,
             path=ctx.raw_path,
             route=route.name,
-            service=route.service.name,
+            upstream_service=route.service.name,
             status=status,
             source=source,
             duration_ms=duration_ms,

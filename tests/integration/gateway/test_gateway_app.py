@@ -424,7 +424,7 @@ def test_one_json_log_line_per_request(
     assert line["method"] == "GET"
     assert line["path"] == "/api/orders"
     assert line["route"] == "orders"
-    assert line["service"] == "orders"
+    assert line["upstream_service"] == "orders"
     assert line["status"] == 200
     assert line["correlation_id"] == "log-line"
     assert isinstance(line["duration_ms"], int)
