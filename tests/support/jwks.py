@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -65,14 +65,26 @@ class TokenIssuer:
 
     def jwks(self) -> dict[str, Any]:
         """The JWKS document publishing the public key."""
-        jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
+        return jwks_document(self)
+
+
+class SigningKey(Protocol):
+    """Anything holding a test RSA key and its kid (every test token issuer)."""
+
+    key: rsa.RSAPrivateKey
+    kid: str
+
+
+def jwks_document(signing: SigningKey) -> dict[str, Any]:
+    """The JWKS document publishing ``signing``'s public key."""
+    jwk = RSAAlgorithm.to_jwk(signing.key.public_key(), as_dict=True)
+    return {"keys": [{**jwk, "kid": signing.kid, "alg": "RS256", "use": "sig"}]}
 
 
 @contextmanager
-def jwks_server(issuer: TokenIssuer) -> Iterator[str]:
+def jwks_server(issuer: SigningKey) -> Iterator[str]:
     """Serve ``issuer``'s JWKS on a free local port (in a thread); its URL."""
-    body = json.dumps(issuer.jwks()).encode()
+    body = json.dumps(jwks_document(issuer)).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

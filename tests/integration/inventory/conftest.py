@@ -11,15 +11,12 @@ Every test creates its own products (unique names) and they are deleted afterwar
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -29,12 +26,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from grpclib.client import Channel
-from jwt.algorithms import RSAAlgorithm
 
 from generated import catalog
 from generated.grpc.inventory.v1 import InventoryServiceStub, ProductQuantity
 from handwritten.inventory.app import InventoryRuntime, build_app
 from handwritten.inventory.settings import InventorySettings
+from tests.support.jwks import jwks_server
 
 PROBLEM_JSON = "application/problem+json"
 PRODUCTS = "/api/inventory/products"
@@ -89,27 +86,8 @@ def issuer() -> TokenIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: TokenIssuer) -> Iterator[str]:
     """A local JWKS endpoint publishing the issuer's public key."""
-    jwk = RSAAlgorithm.to_jwk(issuer.key.public_key(), as_dict=True)
-    body = json.dumps({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with jwks_server(issuer) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- service

@@ -15,15 +15,12 @@ Kafka, and the real inventory service's gRPC server.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -33,7 +30,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from grpclib.client import Channel
-from jwt.algorithms import RSAAlgorithm
 
 from generated import catalog
 from generated.grpc.orders.v1 import OrdersServiceStub
@@ -43,6 +39,7 @@ from handwritten.orders.app import OrdersRuntime, build_app
 from handwritten.orders.service_layer.orders import OrdersService
 from handwritten.orders.settings import OrdersSettings
 from tests.integration.conftest import STACK
+from tests.support.jwks import jwks_server
 
 PROBLEM_JSON = "application/problem+json"
 ORDERS = "/api/orders"
@@ -103,27 +100,8 @@ def issuer() -> TokenIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: TokenIssuer) -> Iterator[str]:
     """A local JWKS endpoint publishing the issuer's public key."""
-    jwk = RSAAlgorithm.to_jwk(issuer.key.public_key(), as_dict=True)
-    body = json.dumps({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with jwks_server(issuer) as url:
+        yield url
 
 
 @pytest.fixture

@@ -24,14 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -42,7 +39,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from grpclib.client import Channel
-from jwt.algorithms import RSAAlgorithm
 
 from generated import catalog
 from generated.events.registry import (
@@ -61,6 +57,7 @@ from handwritten.runtime.kafka import KafkaEventProducer, decode_record
 from handwritten.runtime.settings import local_database_url
 from handwritten.shipping.app import ShippingRuntime, build_app
 from handwritten.shipping.settings import ShippingSettings
+from tests.support.jwks import jwks_server
 
 PROBLEM_JSON = "application/problem+json"
 DEADLINE = 30.0
@@ -128,27 +125,8 @@ def issuer() -> TokenIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: TokenIssuer) -> Iterator[str]:
     """A local JWKS endpoint publishing the issuer's public key."""
-    jwk = RSAAlgorithm.to_jwk(issuer.key.public_key(), as_dict=True)
-    body = json.dumps({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with jwks_server(issuer) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- kafka
