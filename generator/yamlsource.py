@@ -39,6 +39,9 @@ class SourceDocument:
         return SpecError(self.relpath, pointer, message, self.line_of(pointer))
 
 
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _index(node: yaml.Node, pointer: str, lines: dict[str, int]) -> None:
     lines[pointer] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -55,8 +58,9 @@ def load_document(path: Path, root: Path) -> SourceDocument:
     relpath = path.relative_to(root).as_posix()
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # The C loader (libyaml) when present: same data and marks, several times faster.
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
