@@ -1,0 +1,1 @@
+"""``mc``: the MicroCommerce command line (stack, orders, sagas, events, replays, topics, specs)."""
