@@ -133,6 +133,11 @@ SERVICES: Final[Mapping[str, Service]] = MappingProxyType(
                     "1",
                     "Proxies (the gateway) appending to X-Forwarded-For.",
                 ),
+                EnvVar(
+                    "TRUSTED_PROXIES",
+                    "127.0.0.1/32,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+                    "Peers (the gateway) whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated.",
+                ),
             ),
         ),
         "bff": Service(

@@ -50,12 +50,38 @@ def openapi_operations(service: str, document: SourceDocument) -> list[Operation
     return operations
 
 
+def _matched_prefix_length(route: Route, operation: Operation) -> int:
+    """Length of the longest of the route's paths that prefixes the operation's; -1 if none."""
+    return max(
+        (
+            len(prefix)
+            for prefix in route.paths
+            if operation.path == prefix or operation.path.startswith(prefix.rstrip("/") + "/")
+        ),
+        default=-1,
+    )
+
+
 def _route_matches(route: Route, operation: Operation) -> bool:
     if route.methods is not None and operation.method not in route.methods:
         return False
-    return any(
-        operation.path == prefix or operation.path.startswith(prefix.rstrip("/") + "/")
-        for prefix in route.paths
+    return _matched_prefix_length(route, operation) >= 0
+
+
+def serving_route(routes: tuple[Route, ...], operation: Operation) -> Route | None:
+    """The route the gateway sends the operation's requests to, as Kong picks it.
+
+    Kong counts the attributes a route matches on before it compares path lengths,
+    so a route that lists methods wins over one that does not (a public ``GET``
+    route next to a method-less JWT route for every other method), then the
+    longest path prefix wins.
+    """
+    candidates = [route for route in routes if _route_matches(route, operation)]
+    if not candidates:
+        return None
+    return max(
+        candidates,
+        key=lambda route: (route.methods is not None, _matched_prefix_length(route, operation)),
     )
 
 
@@ -158,10 +184,11 @@ class CrossChecker:
                 else:
                     seen_ids[operation.operation_id] = document.relpath
             routes = service.gateway.routes if service.gateway else ()
+            served_by = {op: serving_route(routes, op) for op in operations}
             for index, route in enumerate(routes):
                 route_names[route.name] += 1
                 at = join_pointer("services", name, "gateway", "routes", index)
-                matched = [op for op in operations if _route_matches(route, op)]
+                matched = [op for op in operations if served_by[op] is route]
                 if not matched:
                     self.fail(
                         self.catalog_doc,
@@ -180,7 +207,7 @@ class CrossChecker:
                             )
             if service.gateway is not None:
                 for op in operations:
-                    if not any(_route_matches(route, op) for route in routes):
+                    if served_by[op] is None:
                         self.fail(
                             document,
                             op.pointer,

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generator.crossref import cross_check
-from generator.emit import GENERATED_DIR, MANAGED_FILES, Output, header
+from generator.emit import GENERATED_DIR, MANAGED_DIRS, MANAGED_FILES, Output, header
+from generator.emit.docs import emit_docs
 from generator.emit.events import emit_events
 from generator.emit.grpc import emit_grpc
 from generator.emit.infra import emit_infrastructure
+from generator.emit.kubernetes import emit_kubernetes
 from generator.emit.models import emit_models
+from generator.emit.observability import emit_observability
 from generator.emit.routers import emit_routers
 from generator.emit.sagas import emit_sagas
 from generator.errors import InvalidSpecsError
@@ -30,6 +33,9 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_routers,
     emit_sagas,
     emit_infrastructure,
+    emit_kubernetes,
+    emit_observability,
+    emit_docs,
 )
 RUFF_ARGS = ("--isolated", "--line-length", "100", "--target-version", "py311")
 
@@ -109,6 +115,10 @@ def _on_disk(root: Path) -> dict[str, str]:
     for managed in MANAGED_FILES:
         if (root / managed).is_file():
             files[managed] = (root / managed).read_text(encoding="utf-8")
+    for folder in MANAGED_DIRS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
     return files
 
 
@@ -128,6 +138,10 @@ def write(out: Output, root: Path) -> list[str]:
     for folder in sorted((root / GENERATED_DIR).rglob("*"), reverse=True):
         if folder.is_dir() and not any(p for p in folder.iterdir() if p.name != "__pycache__"):
             shutil.rmtree(folder)
+    for managed in MANAGED_DIRS:
+        for folder in sorted((root / managed).rglob("*"), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return changed
 
 

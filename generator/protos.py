@@ -39,6 +39,8 @@ class ProtoSet:
     files: list[str] = field(default_factory=list)
     methods: dict[str, RpcMethod] = field(default_factory=dict)
     packages: dict[str, str] = field(default_factory=dict)  # file → package
+    #: Top-level message ``package.Message`` → its fields' JSON names (``orderId``).
+    message_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def run_protoc(proto_root: Path, files: list[str], extra_args: list[str]) -> None:
@@ -76,6 +78,10 @@ def load_protos(proto_root: Path) -> ProtoSet:
     for file_proto in descriptor_set.file:
         relpath = f"specs/proto/{file_proto.name}"
         protoset.packages[file_proto.name] = file_proto.package
+        for message in file_proto.message_type:
+            protoset.message_fields[f"{file_proto.package}.{message.name}"] = tuple(
+                item.json_name or item.name for item in message.field
+            )
         lines = {
             tuple(location.path): location.span[0] + 1
             for location in file_proto.source_code_info.location

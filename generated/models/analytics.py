@@ -9,21 +9,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from generated.models.json_types import JsonInt
+
 
 class DailySales(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
     date: date_aliased
-    total_orders: Annotated[int, Field(alias="totalOrders", ge=0)]
+    total_orders: Annotated[JsonInt, Field(alias="totalOrders", ge=0)]
     total_revenue: Annotated[
-        str, Field(alias="totalRevenue", max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")
+        str, Field(alias="totalRevenue", max_length=12, pattern="^-?[0-9]{1,8}\\.[0-9]{2}$")
     ]
     """
     Revenue of the day in BRL (exact decimal, two places).
     """
     avg_order_value: Annotated[
-        str, Field(alias="avgOrderValue", max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")
+        str, Field(alias="avgOrderValue", max_length=12, pattern="^-?[0-9]{1,8}\\.[0-9]{2}$")
     ]
     """
     totalRevenue / totalOrders rounded half-even to two places; `0.00` when there are no orders.
@@ -36,7 +38,7 @@ class OrderFunnel(BaseModel):
     )
     from_: Annotated[date_aliased, Field(alias="from")]
     to: date_aliased
-    total_orders: Annotated[int, Field(alias="totalOrders", ge=0)]
+    total_orders: Annotated[JsonInt, Field(alias="totalOrders", ge=0)]
     statuses: Annotated[list[OrderStatusCount], Field(max_length=5, min_length=5)]
     """
     One entry per order status, in lifecycle order PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELED.
@@ -56,7 +58,7 @@ class OrderStatusCount(BaseModel):
         populate_by_name=True,
     )
     status: OrderStatus
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[JsonInt, Field(ge=0)]
 
 
 class TopProduct(BaseModel):
@@ -64,12 +66,12 @@ class TopProduct(BaseModel):
         populate_by_name=True,
     )
     product_id: Annotated[UUID, Field(alias="productId")]
-    units_sold: Annotated[int, Field(alias="unitsSold", ge=0)]
-    order_count: Annotated[int, Field(alias="orderCount", ge=0)]
+    units_sold: Annotated[JsonInt, Field(alias="unitsSold", ge=0)]
+    order_count: Annotated[JsonInt, Field(alias="orderCount", ge=0)]
     """
     Number of orders that contained the product.
     """
-    revenue: Annotated[str, Field(max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")]
+    revenue: Annotated[str, Field(max_length=12, pattern="^-?[0-9]{1,8}\\.[0-9]{2}$")]
     """
     Sum of quantity * unitPrice in BRL (exact decimal, two places).
     """

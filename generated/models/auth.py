@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
+from generated.models.json_types import JsonInt
+
 
 class CurrentUser(BaseModel):
     """
@@ -61,6 +63,9 @@ class LoginRequest(BaseModel):
         populate_by_name=True,
     )
     email: Annotated[EmailStr, Field(max_length=254)]
+    """
+    An address mail can be delivered to: besides the `email` format, email-validator's rules apply (no quoted local part, no IP literal, a dotted domain) and special-use domains (`.test`, `.invalid`, `.localhost`, `.onion`, `.arpa`) are refused with 422; `.local` is accepted for the development admin.
+    """
     password: Annotated[str, Field(max_length=128, min_length=1)]
     """
     Any non-empty password up to 128 characters; a wrong one answers 401 (the registration strength policy is not re-checked here).
@@ -95,6 +100,9 @@ class RegisterRequest(BaseModel):
         populate_by_name=True,
     )
     email: Annotated[EmailStr, Field(max_length=254)]
+    """
+    An address mail can be delivered to: besides the `email` format, email-validator's rules apply (no quoted local part, no IP literal, a dotted domain) and special-use domains (`.test`, `.invalid`, `.localhost`, `.onion`, `.arpa`) are refused with 422; `.local` is accepted for the development admin.
+    """
     password: Annotated[str, Field(max_length=128, min_length=10)]
     """
     10 to 128 characters with at least three of lower-case letters, upper-case letters, digits and symbols; must not contain the part of the e-mail before the `@` nor be a commonly used password (422).
@@ -134,7 +142,7 @@ class TokenPair(BaseModel):
     Opaque, single-use refresh token (URL-safe characters only).
     """
     token_type: Literal["Bearer"]
-    expires_in: Annotated[int, Field(ge=1, le=86400)]
+    expires_in: Annotated[JsonInt, Field(ge=1, le=86400)]
     """
     Access token lifetime in seconds (900 by default).
     """

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, conint, constr
 
+from generated.models.json_types import JsonInt
+
 
 class GraphQLError(BaseModel):
     model_config = ConfigDict(
@@ -27,8 +29,8 @@ class GraphQLErrorLocation(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    line: Annotated[int, Field(ge=1)]
-    column: Annotated[int, Field(ge=1)]
+    line: Annotated[JsonInt, Field(ge=1)]
+    column: Annotated[JsonInt, Field(ge=1)]
 
 
 class GraphQLRequest(BaseModel):
@@ -70,5 +72,5 @@ class GraphQLResponse(BaseModel):
     errors: Annotated[list[GraphQLError] | None, Field(max_length=100, min_length=1)] = None
 
 
-class PathItem(RootModel[constr(max_length=200) | conint(ge=0)]):
-    root: constr(max_length=200) | conint(ge=0)
+class PathItem(RootModel[constr(max_length=200) | conint(ge=0, strict=True)]):
+    root: constr(max_length=200) | conint(ge=0, strict=True)

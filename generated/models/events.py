@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, RootModel
 
+from generated.models.json_types import JsonInt
+
 
 class CancelReason(StrEnum):
     """
@@ -55,8 +57,8 @@ class EventDeadLetteredPayload(BaseModel):
     Consumer group that could not handle the record.
     """
     source_topic: Annotated[str, Field(alias="sourceTopic", max_length=255, min_length=1)]
-    source_partition: Annotated[int, Field(alias="sourcePartition", ge=0)]
-    source_offset: Annotated[int, Field(alias="sourceOffset", ge=0)]
+    source_partition: Annotated[JsonInt, Field(alias="sourcePartition", ge=0)]
+    source_offset: Annotated[JsonInt, Field(alias="sourceOffset", ge=0)]
     source_timestamp: Annotated[AwareDatetime | None, Field(alias="sourceTimestamp")] = None
     """
     Timestamp of the source record, when it had one.
@@ -312,7 +314,7 @@ class OrderItem(BaseModel):
     """
     Product name at the time of the order (lets read models show it without calling inventory).
     """
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[JsonInt, Field(ge=1, le=1000)]
     unit_price: Annotated[str, Field(alias="unitPrice", pattern="^-?\\d{1,8}\\.\\d{2}$")]
     """
     Unit price, exact decimal with two places (BRL).
@@ -524,7 +526,7 @@ class ReservationItem(BaseModel):
         populate_by_name=True,
     )
     product_id: Annotated[UUID, Field(alias="productId")]
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[JsonInt, Field(ge=1, le=1000)]
 
 
 class ShipmentScheduledHeaders(RootModel[EventHeaders]):

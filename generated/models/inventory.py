@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from generated.models.json_types import JsonInt, NotNull
 
 
 class CreateProductRequest(BaseModel):
@@ -15,16 +18,199 @@ class CreateProductRequest(BaseModel):
     )
     name: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")]
     description: Annotated[
-        str | None,
+        str,
         Field(max_length=2000, min_length=0, pattern="^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"),
     ] = ""
-    price: Annotated[str, Field(max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")]
+    price: Annotated[
+        str, Field(max_length=12, pattern="^(0\\.(0[1-9]|[1-9][0-9])|[1-9][0-9]{0,7}\\.[0-9]{2})$")
+    ]
     """
-    Unit price in BRL, exact decimal with two places. Must be greater than zero: `0.00` or a negative price is rejected with 422.
+    Unit price in BRL, exact decimal with two places, greater than zero and without a sign or leading zeros (`0.01` to `99999999.99`); `0.00` or a negative price is rejected with 422.
     """
-    available_quantity: Annotated[int, Field(alias="availableQuantity", ge=0, le=1000000)]
+    available_quantity: Annotated[JsonInt, Field(alias="availableQuantity", ge=0, le=1000000)]
     """
     Initial available stock.
+    """
+
+
+class FaultFlag(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    point: Annotated[str, Field(max_length=200)]
+    """
+    The fault point, `<saga>.<step>` or `<saga>.<step>.compensation`.
+    """
+    mode: FaultMode
+    match: FaultMatch
+    times: Annotated[JsonInt | None, Field(ge=1)]
+    """
+    How many times it fires at most; null for unlimited.
+    """
+    fired: Annotated[JsonInt, Field(ge=0)]
+    """
+    How many times it fired so far.
+    """
+    expires_at: Annotated[AwareDatetime | None, Field(alias="expiresAt")]
+    """
+    When it switches itself off; null for a flag set by MC_FAULTS.
+    """
+    source: FaultFlagSource
+
+
+class FaultFlagSource(StrEnum):
+    """
+    api, set through this endpoint (shared in Redis); env, set by MC_FAULTS at start.
+    """
+
+    api = "api"
+    env = "env"
+
+
+class FaultFlags(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    points: Annotated[list[FaultPoint], Field(max_length=1000)]
+    """
+    The fault points this service serves.
+    """
+    flags: Annotated[list[FaultFlag], Field(max_length=10000)]
+    """
+    The flags switched on at those points, most specific first.
+    """
+
+
+class FaultMatch(BaseModel):
+    """
+    Scope of a fault flag: it fires only for calls whose values equal every key given (all keys must be among the point's `matchKeys`); no key means every call. `correlationId` is the X-Correlation-ID of the request that started the saga.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    correlation_id: Annotated[
+        str | None, NotNull, Field(alias="correlationId", pattern="^[A-Za-z0-9._:-]{1,128}$")
+    ] = None
+    order_id: Annotated[UUID | None, NotNull, Field(alias="orderId")] = None
+    user_id: Annotated[UUID | None, NotNull, Field(alias="userId")] = None
+
+
+class FaultMode(StrEnum):
+    """
+    What a fault flag makes the participant do at its fault point. fail: fail the way a real failure would (the step's rejection, or an error its caller retries); hang: answer nothing before the step's timeout; duplicate: perform the effect and answer twice (to show idempotency).
+    """
+
+    fail = "fail"
+    hang = "hang"
+    duplicate = "duplicate"
+
+
+class FaultPoint(BaseModel):
+    """
+    A place, generated from the saga spec, where a participant can be made to misbehave.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    name: Annotated[str, Field(max_length=200)]
+    saga: Annotated[str, Field(max_length=100)]
+    step: Annotated[str, Field(max_length=100)]
+    phase: Annotated[str, Field(max_length=20)]
+    """
+    action or compensation.
+    """
+    participant: Annotated[str, Field(max_length=100)]
+    """
+    The service that performs the operation (and serves this point's flags).
+    """
+    transport: Annotated[str, Field(max_length=20)]
+    """
+    grpc, command (Kafka command and reply) or local (the orchestrator itself).
+    """
+    operation: Annotated[str, Field(max_length=200)]
+    """
+    The gRPC method, command topic or local action the saga spec names.
+    """
+    timeout_ms: Annotated[JsonInt, Field(alias="timeoutMs", ge=0)]
+    """
+    The step's timeout for this operation (a hang lasts longer).
+    """
+    modes: Annotated[list[FaultMode], Field(max_length=3)]
+    match_keys: Annotated[list[str], Field(alias="matchKeys", max_length=10)]
+    """
+    The keys a flag on this point may match on.
+    """
+
+
+class GatewayError(BaseModel):
+    """
+    The body of an error the API gateway answers itself, before any service sees the request: a missing or invalid bearer token (401) or the per-user rate limit (429). It is Kong's error format (`{"message": ...}`), served as `application/json`, so the same contract holds behind Kong and behind the docker-less gateway.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    message: Annotated[str, Field(max_length=500, min_length=1)]
+    """
+    What went wrong, for example `Unauthorized` or `API rate limit exceeded`.
+    """
+    request_id: Annotated[str | None, Field(max_length=100)] = None
+    """
+    The gateway's id of the request (also in `X-Kong-Request-Id`).
+    """
+
+
+class Problem(BaseModel):
+    """
+    RFC 9457 problem details. Extension members may be added by specific problems (for example `unavailableProducts` on InsufficientStock).
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    type: Annotated[str, Field(max_length=2048)]
+    """
+    URI reference identifying the problem type (`about:blank` when the status code says it all).
+    """
+    title: Annotated[str, Field(max_length=200, min_length=1)]
+    """
+    Short, human-readable summary of the problem type.
+    """
+    status: Annotated[JsonInt, Field(ge=100, le=599)]
+    """
+    HTTP status code generated by the origin server.
+    """
+    detail: Annotated[str | None, Field(max_length=4000)] = None
+    """
+    Human-readable explanation specific to this occurrence.
+    """
+    instance: Annotated[str | None, Field(max_length=2048)] = None
+    """
+    URI reference identifying this occurrence (usually the request path).
+    """
+    errors: Annotated[list[ProblemFieldError] | None, Field(max_length=100)] = None
+    """
+    Per-field validation errors (present on 422 responses).
+    """
+
+
+class ProblemFieldError(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    field: Annotated[str, Field(max_length=500, min_length=1)]
+    """
+    Location of the offending value, as a dotted path (for example `body.items.0.quantity`, `query.limit` or `header.Idempotency-Key`).
+    """
+    message: Annotated[str, Field(max_length=1000, min_length=1)]
+    """
+    What is wrong with the value.
     """
 
 
@@ -37,15 +223,15 @@ class Product(BaseModel):
     description: Annotated[
         str, Field(max_length=2000, pattern="^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$")
     ]
-    price: Annotated[str, Field(max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")]
+    price: Annotated[str, Field(max_length=12, pattern="^-?[0-9]{1,8}\\.[0-9]{2}$")]
     """
     Unit price in BRL (exact decimal, two places, always > 0).
     """
-    available_quantity: Annotated[int, Field(alias="availableQuantity", ge=0)]
+    available_quantity: Annotated[JsonInt, Field(alias="availableQuantity", ge=0)]
     """
     Units that can still be reserved.
     """
-    reserved_quantity: Annotated[int, Field(alias="reservedQuantity", ge=0)]
+    reserved_quantity: Annotated[JsonInt, Field(alias="reservedQuantity", ge=0)]
     """
     Units held by pending orders' reservations.
     """
@@ -64,6 +250,23 @@ class ProductPage(BaseModel):
     """
 
 
+class SetFaultFlagRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    mode: FaultMode
+    match: Annotated[FaultMatch | None, NotNull] = None
+    ttl_seconds: Annotated[JsonInt, Field(alias="ttlSeconds", ge=1, le=86400)] = 600
+    """
+    The flag switches itself off after this many seconds.
+    """
+    times: Annotated[JsonInt | None, NotNull, Field(ge=1, le=1000)] = None
+    """
+    Fire at most this many times, then switch off (default unlimited).
+    """
+
+
 class UpdateProductRequest(BaseModel):
     """
     Fields to change; at least one.
@@ -74,18 +277,23 @@ class UpdateProductRequest(BaseModel):
         populate_by_name=True,
     )
     name: Annotated[
-        str | None, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")
+        str | None, NotNull, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")
     ] = None
     description: Annotated[
         str | None,
+        NotNull,
         Field(max_length=2000, min_length=0, pattern="^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"),
     ] = None
-    price: Annotated[str | None, Field(max_length=12, pattern="^-?\\d{1,8}\\.\\d{2}$")] = None
+    price: Annotated[
+        str | None,
+        NotNull,
+        Field(max_length=12, pattern="^(0\\.(0[1-9]|[1-9][0-9])|[1-9][0-9]{0,7}\\.[0-9]{2})$"),
+    ] = None
     """
-    New unit price in BRL, exact decimal with two places. Must be greater than zero: `0.00` or a negative price is rejected with 422.
+    New unit price in BRL, exact decimal with two places, greater than zero and without a sign or leading zeros (`0.01` to `99999999.99`); `0.00` or a negative price is rejected with 422.
     """
     available_quantity: Annotated[
-        int | None, Field(alias="availableQuantity", ge=0, le=1000000)
+        JsonInt | None, NotNull, Field(alias="availableQuantity", ge=0, le=1000000)
     ] = None
     """
     New available (unreserved) stock.

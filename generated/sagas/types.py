@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 StepKind = Literal["compensatable", "pivot", "retriable"]
+#: What a fault flag makes a participant do: fail as a real failure would, hang past
+#: the step's timeout, or perform the effect and answer twice (docs/fault-flags.md).
+FaultMode = Literal["fail", "hang", "duplicate"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +116,25 @@ class SagaDefinition:
     def pivot_index(self) -> int:
         """Position of the pivot step."""
         return next(i for i, step in enumerate(self.steps) if step.kind == "pivot")
+
+
+@dataclass(frozen=True)
+class FaultPoint:
+    """Where a participant of one step's action or compensation can be made to misbehave.
+
+    ``operation`` is what the DSL names (a gRPC method, a command topic or a local
+    action); ``match_keys`` are the keys a flag may be scoped by (what the participant
+    knows of the call); ``admin_path`` is the participant's fault flag endpoint.
+    """
+
+    name: str
+    saga: str
+    step: str
+    phase: Literal["action", "compensation"]
+    participant: str
+    transport: Literal["grpc", "command", "local"]
+    operation: str
+    timeout_ms: int
+    modes: tuple[FaultMode, ...]
+    match_keys: tuple[str, ...]
+    admin_path: str | None

@@ -18,8 +18,27 @@ MANAGED_FILES = (
     "infrastructure/gateway/kong.yml",
     "infrastructure/local/stack.json",
     "infrastructure/observability/prometheus.yml",
+    "infrastructure/local/prometheus.yml",
+    "infrastructure/observability/grafana/dashboards/kafka-outbox.json",
+    "infrastructure/observability/grafana/dashboards/platform-overview.json",
+    "infrastructure/observability/grafana/dashboards/saga-health.json",
+    "infrastructure/observability/grafana/dashboards/service-red.json",
+    "infrastructure/observability/grafana/provisioning/dashboards/microcommerce.yml",
+    "infrastructure/observability/grafana/provisioning/datasources/prometheus.yml",
 )
 GENERATED_DIR = "generated"
+#: Folders outside ``generated/`` whose every file the generator owns: a file there that
+#: the generator no longer emits is stale (``check`` reports it, ``generate`` removes it).
+MANAGED_DIRS: tuple[str, ...] = ("deploy/kubernetes", "docs/generated")
+
+
+def is_managed(relpath: str) -> bool:
+    """Whether ``relpath`` (repo-relative) is a path the generator may write."""
+    return (
+        relpath.startswith(GENERATED_DIR + "/")
+        or relpath in MANAGED_FILES
+        or any(relpath.startswith(folder + "/") for folder in MANAGED_DIRS)
+    )
 
 
 def header(sources: Sequence[str], comment: str = "#") -> str:
@@ -37,7 +56,7 @@ class Output:
     def add(self, relpath: str, content: str) -> None:
         if relpath in self.files:
             raise ValueError(f"two emitters produce {relpath}")
-        if not (relpath.startswith(GENERATED_DIR + "/") or relpath in MANAGED_FILES):
+        if not is_managed(relpath):
             raise ValueError(f"{relpath} is not a managed output path")
         if not content.endswith("\n"):
             content += "\n"

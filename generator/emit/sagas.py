@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.emit import Output, header, render
+from generator.emit.saga_faults import emit_saga_faults
 from generator.saga import Action, Outcome, Retry, SagaSpec, Step, duration_ms
 from generator.specset import SpecSet
 
@@ -76,7 +77,7 @@ def _step_view(saga: SagaSpec, step: Step) -> StepView:
 
 
 def emit_sagas(specset: SpecSet, out: Output) -> None:
-    """``generated/sagas/types.py`` and one module per saga."""
+    """``generated/sagas/types.py``, one module per saga and its fault points."""
     sources = [saga.source for saga in specset.sagas]
     out.add("generated/sagas/__init__.py", header(sources))
     out.add(
@@ -94,3 +95,4 @@ def emit_sagas(specset: SpecSet, out: Output) -> None:
                 steps=[_step_view(saga, step) for step in saga.steps],
             ),
         )
+    emit_saga_faults(specset, out)

@@ -24,7 +24,7 @@ from generated.models.auth import (
 )
 from generated.models.auth import Role as ApiRole
 from generated.models.auth import User as ApiUser
-from handwritten.auth.adapters.client_ip import client_address
+from handwritten.auth.adapters.client_ip import Network, client_address
 from handwritten.auth.domain.errors import (
     AuthError,
     EmailAlreadyRegisteredError,
@@ -108,8 +108,11 @@ def _token_response(tokens: IssuedTokens) -> JSONResponse:
 class AuthApi:
     """The handlers; ``attach`` hands them the components once the app has started."""
 
-    def __init__(self, *, trusted_proxy_hops: int) -> None:
+    def __init__(
+        self, *, trusted_proxy_hops: int, trusted_proxies: tuple[Network, ...] | None = None
+    ) -> None:
         self._trusted_proxy_hops = trusted_proxy_hops
+        self._trusted_proxies = trusted_proxies
         self._components: AuthComponents | None = None
 
     def attach(self, components: AuthComponents | None) -> None:
@@ -122,10 +125,15 @@ class AuthApi:
         return self._components
 
     def client(self, request: Request) -> str:
-        """The caller's address: from X-Forwarded-For behind the trusted proxies."""
+        """The caller's address: from X-Forwarded-For when a trusted proxy sent it."""
         forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
         peer = request.client.host if request.client else None
-        return client_address(forwarded, peer, trusted_hops=self._trusted_proxy_hops)
+        return client_address(
+            forwarded,
+            peer,
+            trusted_hops=self._trusted_proxy_hops,
+            trusted_proxies=self._trusted_proxies,
+        )
 
     async def register_user(self, request: Request, *, body: RegisterRequest) -> ApiUser:
         try:

@@ -125,7 +125,10 @@ def build_app(settings: AuthSettings | None = None) -> FastAPI:
     """The auth service app; resources open and close with its lifespan."""
     settings = settings or AuthSettings()
     accept_local_email_domains()
-    api = AuthApi(trusted_proxy_hops=settings.trusted_proxy_hops)
+    api = AuthApi(
+        trusted_proxy_hops=settings.trusted_proxy_hops,
+        trusted_proxies=settings.trusted_proxy_networks(),
+    )
     runtime = AuthRuntime()
 
     @asynccontextmanager

@@ -8,9 +8,10 @@ change both in production.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from generated import catalog
+from handwritten.auth.adapters.client_ip import Network, parse_networks
 from handwritten.runtime.settings import ServiceSettings, catalog_defaults
 
 _CATALOG = catalog_defaults("auth")
@@ -53,6 +54,20 @@ class AuthSettings(ServiceSettings):
     login_ip_window_seconds: int = Field(15 * 60, ge=1)
     #: Proxies in front of the service that append to X-Forwarded-For (the gateway).
     trusted_proxy_hops: int = Field(int(_ENV["TRUSTED_PROXY_HOPS"]), ge=0)
+    #: Peers whose X-Forwarded-For is believed (comma-separated addresses or CIDR
+    #: blocks): the gateway's. Loopback 127.0.0.1 (the local stack's gateway) and the
+    #: private ranges a compose network or cluster uses; any other peer is the client.
+    trusted_proxies: str = _ENV["TRUSTED_PROXIES"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)  # ValueError names the bad entry
+        return value
+
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return parse_networks(self.trusted_proxies)
 
     #: argon2id cost: RFC 9106's second recommended option (argon2-cffi's
     #: RFC_9106_LOW_MEMORY profile): 3 passes over 64 MiB with 4 lanes.

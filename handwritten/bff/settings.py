@@ -40,8 +40,10 @@ class BffSettings(ServiceSettings):
 
     #: Consecutive failures that open a downstream's circuit breaker.
     breaker_fail_max: int = Field(5, ge=1)
-    #: Seconds an open breaker fails fast before letting one trial call through.
-    breaker_reset_timeout_seconds: float = Field(30.0, gt=0)
+    #: Seconds an open breaker fails fast before letting one trial call through. The
+    #: state is shared by replicas, so a dead downstream sees one trial call per period
+    #: in all; 15 s keeps recovery quick without hammering it.
+    breaker_reset_timeout_seconds: float = Field(15.0, gt=0)
     #: Redis key prefix of the breakers' shared state: replicas with the same prefix
     #: share their breakers. Override only to isolate an instance (tests).
     breaker_namespace: str = Field("bff:breaker", min_length=1)

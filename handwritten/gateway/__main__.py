@@ -21,6 +21,7 @@ from handwritten.gateway.app import Gateway, load_kong_config, status_app
 from handwritten.gateway.domain.config import ConfigError
 from handwritten.gateway.settings import GatewaySettings
 from handwritten.runtime.logging import configure_logging, get_logger
+from handwritten.runtime.tracing import configure_tracing, instrument_asgi
 
 log = get_logger("gateway")
 
@@ -64,7 +65,11 @@ def _config(
 async def serve(settings: GatewaySettings) -> None:
     """Run both listeners until SIGTERM/SIGINT."""
     gateway = Gateway(settings, load_kong_config(settings.kong_config))
-    proxy = _Server(_config(gateway, settings, settings.gateway_port, lifespan="on"))
+    # A server span per proxied request (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set);
+    # the upstream call is its httpx client span, which sends its traceparent on.
+    configure_tracing("gateway")
+    proxy_app = instrument_asgi(gateway)
+    proxy = _Server(_config(proxy_app, settings, settings.gateway_port, lifespan="on"))
     status = _Server(
         _config(status_app(gateway), settings, settings.gateway_status_port, lifespan="off")
     )

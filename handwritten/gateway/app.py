@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import yaml
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,6 +48,7 @@ from handwritten.runtime.context import correlation_id as correlation_var
 from handwritten.runtime.jwt import JwksClient
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import metrics_endpoint
+from handwritten.runtime.tracing import set_attributes
 
 log = get_logger("gateway")
 #: Our name where Kong writes ``kong/<version>`` (we do not claim to be Kong).
@@ -115,6 +117,14 @@ def check_identity_settings(settings: GatewaySettings, config: KongConfig) -> No
                 f" aud={plugin.audience!r}, but JWT_ISSUER={settings.jwt_issuer!r}"
                 f" JWT_AUDIENCE={settings.jwt_audience!r}"
             )
+
+
+def name_server_span(method: str, route: str, service: str) -> None:
+    """Name the request's server span after the Kong route it matched (no-op untraced)."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.update_name(f"{method} {route}")
+        set_attributes({"kong.route": route, "kong.service": service})
 
 
 class ClientDisconnected(Exception):  # noqa: N818 - an event, not a failure of ours
@@ -224,6 +234,7 @@ class Gateway:
 
         route = self._routes[match.route.name]
         upstream = self._upstreams[route.service.name]
+        name_server_span(method, route.name, route.service.name)
         server_port = scope["server"][1] if scope.get("server") else self.settings.gateway_port
         ctx = RequestContext(
             route=route,

@@ -34,6 +34,8 @@ from handwritten.inventory.service_layer.stock import StockKeeper
 from handwritten.inventory.settings import InventorySettings
 from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.db import migrate
+from handwritten.runtime.faults import open_switchboard
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
@@ -131,15 +133,22 @@ def build_app(settings: InventorySettings | None = None) -> FastAPI:
                 stack, "reservation-expiry", asyncio.create_task(expiry.run()), expiry.stop
             )
 
+            faults = await open_switchboard(settings, stack)
             grpc = runtime.grpc = GrpcServer(
-                [InventoryGrpcService(catalogue, stock), Health()], service=SERVICE_NAME
+                [InventoryGrpcService(catalogue, stock, faults), Health()], service=SERVICE_NAME
             )
             await grpc.start(settings.grpc_host, settings.grpc_port)
             # Registered last, so it runs first on shutdown: calls in flight finish
             # while the database and the background tasks are still there.
             stack.push_async_callback(grpc.stop, grace_seconds=settings.shutdown_grace_seconds)
 
-            api.attach(RestComponents(catalogue=catalogue, authenticator=authenticator))
+            api.attach(
+                RestComponents(
+                    catalogue=catalogue,
+                    authenticator=authenticator,
+                    faults=FaultFlagsApi(faults, authenticator),
+                )
+            )
             stack.callback(api.attach, None)
             yield
         runtime.pool = runtime.catalogue = runtime.stock = None

@@ -42,6 +42,8 @@ from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import ConsumerRunner
 from handwritten.runtime.db import migrate
 from handwritten.runtime.eventstore import AggregateRepository, migrate_event_store
+from handwritten.runtime.faults import open_switchboard
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.grpc_server import GrpcServer
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
@@ -136,11 +138,13 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             repository = runtime.repository = order_repository(
                 snapshot_every=settings.snapshot_every
             )
+            faults = await open_switchboard(settings, stack)
             saga = runtime.saga = CreateOrderSaga(
                 CREATE_ORDER,
                 pool=pool,
                 inventory=channel,
                 compensation_alert_after=settings.saga_compensation_alert_after,
+                faults=faults,
             )
             service = runtime.service = OrdersService(
                 pool=pool,
@@ -210,7 +214,10 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
 
             api.attach(
                 RestComponents(
-                    service=service, authenticator=authenticator, idempotency=idempotency
+                    service=service,
+                    authenticator=authenticator,
+                    idempotency=idempotency,
+                    faults=FaultFlagsApi(faults, authenticator),
                 )
             )
             stack.callback(api.attach, None)

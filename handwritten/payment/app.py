@@ -33,6 +33,8 @@ from handwritten.payment.settings import PaymentSettings
 from handwritten.runtime.auth import RequestAuthenticator
 from handwritten.runtime.consumer import ConsumerRunner
 from handwritten.runtime.db import migrate
+from handwritten.runtime.faults import open_switchboard
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.health import Probe, postgres_probe
 from handwritten.runtime.http import create_app
 from handwritten.runtime.inbox import migrate_inbox
@@ -121,7 +123,8 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
             )
             stop_on_exit(stack, "reconciliation", asyncio.create_task(job.run()), job.stop)
 
-            handler = payment_handler(service)
+            faults = await open_switchboard(settings, stack)
+            handler = payment_handler(service, faults)
 
             def make_runner() -> ConsumerRunner:
                 return ConsumerRunner(
@@ -138,7 +141,9 @@ def build_app(settings: PaymentSettings | None = None) -> FastAPI:
 
             api.attach(
                 RestComponents(
-                    payment_of_order=partial(payment_of_order, pool), authenticator=authenticator
+                    payment_of_order=partial(payment_of_order, pool),
+                    authenticator=authenticator,
+                    faults=FaultFlagsApi(faults, authenticator),
                 )
             )
             stack.callback(api.attach, None)

@@ -28,7 +28,8 @@ class PaymentSettings(ServiceSettings):
     #: split the partitions with a running service.
     payment_consumer_group: str = Field(CONSUMER_GROUP, min_length=1)
 
-    #: Extra random failure rate of tok_visa charges (chaos), answered GATEWAY_ERROR.
+    #: Extra failure rate of tok_visa charges (chaos), answered GATEWAY_ERROR; which
+    #: orders fail is decided by a hash of the order id (``adapters.gateway.failure_roll``).
     payment_failure_rate: float = Field(float(_ENV["PAYMENT_FAILURE_RATE"]), ge=0.0, le=1.0)
     #: Upper bound of the simulated gateway's answer latency (random, half to full).
     payment_gateway_delay_ms: int = Field(50, ge=0, le=60_000)

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -37,12 +38,15 @@ from generated import catalog
 from generated.events.registry import EVENTS_DEADLETTER, Event
 from generated.models.events import DeadLetterHeader, EventDeadLetteredPayload
 from handwritten.runtime.backoff import Backoff
+from handwritten.runtime.consumer_metrics import HANDLER_DURATION, LagReporter
 from handwritten.runtime.context import correlation_id
 from handwritten.runtime.events import InvalidEventError
 from handwritten.runtime.inbox import first_time
 from handwritten.runtime.kafka import KafkaEventProducer, decode_record, event_consumer
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import REGISTRY
+from handwritten.runtime.tracing import bound_ids
+from handwritten.runtime.tracing.messaging import processing
 
 log = get_logger(__name__)
 
@@ -189,7 +193,8 @@ class ConsumerRunner:
     ``HandlerFailedError`` when a handler fails ``max_attempts`` times in a row.
     Poison records go to ``dead_letters`` (default: ``events.deadletter`` on the
     same brokers, produced as ``service``; see ``dead_letter_producer`` for the
-    default).
+    default). The lag of its partitions (``consumer_lag_records``) is refreshed
+    when the assignment changes and every ``lag_interval`` seconds.
     """
 
     def __init__(
@@ -207,6 +212,7 @@ class ConsumerRunner:
         poll_timeout: float = 0.5,
         service: str | None = None,
         dead_letters: DeadLetters | None = None,
+        lag_interval: float = 10.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts is at least 1")
@@ -231,6 +237,7 @@ class ConsumerRunner:
         self._poll_timeout_ms = int(poll_timeout * 1000)
         self._stopping = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
+        self._lag = LagReporter(group_id, interval=lag_interval)
 
     def stop(self) -> None:
         """Finish the record in hand, commit what is done, and return from ``run``."""
@@ -259,38 +266,55 @@ class ConsumerRunner:
                         await self._process(record)
                         self._pending[partition] = record.offset + 1
                 await self._commit(consumer)
+                await self._lag.maybe_report(consumer)
         except _StoppedError:
             pass
         finally:
             # Commit what was handled (never the failed record), then leave the group.
             with contextlib.suppress(KafkaError):
                 await self._commit(consumer)
+            self._lag.clear()
             await consumer.stop()
             await self._dead_letters.close()
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            event = decode_record(record)
-        except InvalidEventError as exc:
-            CONSUMED_EVENTS.labels(self.group_id, record.topic, "poison").inc()
-            await self._dead_letter(record, str(exc))
-            return
-        token = correlation_id.set(event.headers.correlation_id)
-        try:
-            await self._handle(record, event)
-        finally:
-            correlation_id.reset(token)
+        # A CONSUMER span, child of the producer's: the flow stays one trace.
+        with processing(
+            record.topic,
+            record.key,
+            record.headers,
+            group=self.group_id,
+            partition=record.partition,
+            offset=record.offset,
+        ):
+            try:
+                event = decode_record(record)
+            except InvalidEventError as exc:
+                CONSUMED_EVENTS.labels(self.group_id, record.topic, "poison").inc()
+                await self._dead_letter(record, str(exc))
+                return
+            token = correlation_id.set(event.headers.correlation_id)
+            try:
+                with bound_ids(
+                    order_id=getattr(event.payload, "order_id", None),
+                    saga_id=getattr(event.payload, "saga_id", None),
+                ):
+                    await self._handle(record, event)
+            finally:
+                correlation_id.reset(token)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], event: Event[Any]) -> None:
         for attempt in range(1, self._max_attempts + 1):
             callbacks: list[Callable[[], Awaitable[None]]] = []
             token = _AFTER_COMMIT.set(callbacks)
+            started = time.perf_counter()
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
                     fresh = await first_time(connection, self.consumer_name, event.headers.event_id)
                     if fresh:
                         await self._handler(connection, event)
             except Exception as exc:
+                self._observe_attempt(record, started)
                 context = {
                     "topic": record.topic,
                     "partition": record.partition,
@@ -310,14 +334,29 @@ class ConsumerRunner:
                 continue
             finally:
                 _AFTER_COMMIT.reset(token)
+            self._observe_attempt(record, started)
             outcome = "handled" if fresh else "duplicate"
             CONSUMED_EVENTS.labels(self.group_id, record.topic, outcome).inc()
+            # One line per consumed event, as one per HTTP request or RPC.
+            log.info(
+                "event consumed",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_type=event.headers.event_type.value,
+                event_id=str(event.headers.event_id),
+                outcome=outcome,
+                attempt=attempt,
+            )
             for callback in callbacks:
                 try:
                     await callback()
                 except Exception as exc:
                     log.warning("after-commit callback failed", error=repr(exc))
             return
+
+    def _observe_attempt(self, record: ConsumerRecord[bytes, bytes], started: float) -> None:
+        HANDLER_DURATION.labels(self.group_id, record.topic).observe(time.perf_counter() - started)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
         """Publish ``record`` to the dead-letter topic; retried until acked or stopped.

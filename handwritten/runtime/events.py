@@ -41,6 +41,7 @@ def new_headers(
     correlation_id: str,
     causation_id: str | None = None,
     traceparent: str | None = None,
+    tracestate: str | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> EventHeaders:
     """Fresh metadata for a new event of ``spec``."""
@@ -55,6 +56,8 @@ def new_headers(
     }
     if traceparent is not None:
         data["traceparent"] = traceparent
+        if tracestate:
+            data["tracestate"] = tracestate
     return EventHeaders.model_validate(data)
 
 

@@ -14,11 +14,13 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handwritten.runtime.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
 from handwritten.runtime.context import correlation_id
 from handwritten.runtime.health import Probe, run_probes
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import MetricsMiddleware, metrics_endpoint, route_label
 from handwritten.runtime.problems import install_problem_handlers
+from handwritten.runtime.tracing import configure_tracing, instrument_fastapi
 
 CORRELATION_HEADER = "x-correlation-id"
 _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -75,7 +77,7 @@ SCALAR_PAGE = """<!doctype html>
   </head>
   <body>
     <script id="api-reference" data-url="/openapi.json"></script>
-    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0"></script>
   </body>
 </html>
 """
@@ -90,11 +92,13 @@ def create_app(
     routers: Sequence[APIRouter],
     lifespan: Lifespan,
     probes: Callable[[FastAPI], Mapping[str, Probe]],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A service app with the platform's cross-cutting behaviour built in.
 
     ``probes(app)`` names the dependencies checked by ``/health/ready`` (resources
-    are opened by ``lifespan``, so the probes are looked up per request).
+    are opened by ``lifespan``, so the probes are looked up per request). Request
+    bodies over ``max_body_bytes`` answer 413 before they are parsed.
     """
     app = FastAPI(
         title=title,
@@ -125,7 +129,13 @@ def create_app(
         return HTMLResponse(SCALAR_PAGE.format(title=title))
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    # Outermost first: context (ids, access log) wraps metrics wraps the app.
+    # Outermost first: context (ids, access log) wraps metrics wraps the body cap
+    # wraps the app.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(RequestContextMiddleware)
+    # Tracing (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set) wraps everything: the
+    # access-log line is written inside the request's server span.
+    configure_tracing(service)
+    instrument_fastapi(app)
     return app

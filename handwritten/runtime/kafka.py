@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from generated.events.registry import Event, EventSpec
 from handwritten.runtime.context import current_correlation_id
 from handwritten.runtime.events import EventRecord, decode, encode, new_headers
+from handwritten.runtime.tracing.messaging import publishing
 
 
 class KafkaEventProducer:
@@ -58,10 +59,19 @@ class KafkaEventProducer:
         await self.send_record(encode(spec, payload, headers))
 
     async def send_record(self, record: EventRecord) -> None:
-        """Publish an already encoded record and wait for the broker's ack."""
-        await self._producer.send_and_wait(
-            record.topic, value=record.value, key=record.key, headers=list(record.headers)
-        )
+        """Publish an already encoded record and wait for the broker's ack.
+
+        The send is a PRODUCER span, child of the context the record carries (the
+        span that recorded an outbox event) or of the current one; the record
+        leaves with that span's ``traceparent``.
+        """
+        with publishing(
+            record.topic, record.key, record.headers, client_id=f"{self.service}-producer"
+        ) as publication:
+            metadata = await self._producer.send_and_wait(
+                record.topic, value=record.value, key=record.key, headers=list(publication.headers)
+            )
+            publication.sent(metadata.partition, metadata.offset)
 
 
 def event_consumer(

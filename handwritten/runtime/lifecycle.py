@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 
 from handwritten.runtime.db import create_pool
+from handwritten.runtime.db_metrics import register_pool
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.settings import ServiceSettings
 
@@ -26,10 +27,13 @@ def database_url(settings: ServiceSettings) -> str:
 
 
 async def open_pool(settings: ServiceSettings) -> asyncpg.Pool:
-    """The service's connection pool, sized by its settings."""
-    return await create_pool(
+    """The service's connection pool, sized by its settings; its usage is exported
+    as ``db_pool_*`` metrics until it is closed."""
+    pool = await create_pool(
         database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
+    register_pool(pool, service=settings.service_name)
+    return pool
 
 
 def stop_on_exit(

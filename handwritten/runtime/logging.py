@@ -1,4 +1,4 @@
-"""JSON structured logs: one object per line with service and correlation id."""
+"""JSON structured logs: one object per line with service, correlation and trace ids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
 from handwritten.runtime.context import correlation_id
@@ -16,6 +17,15 @@ def _add_correlation_id(_: WrappedLogger, __: str, event: EventDict) -> EventDic
     value = correlation_id.get()
     if value is not None:
         event.setdefault("correlation_id", value)
+    return event
+
+
+def _add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The current span's ids (W3C hex), so a log line leads to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
     return event
 
 
@@ -34,6 +44,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service,
         _add_correlation_id,
+        _add_trace_ids,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

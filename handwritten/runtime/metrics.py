@@ -1,4 +1,27 @@
-"""Prometheus metrics shared by every HTTP service: RED by route and status."""
+"""Prometheus metrics: the one registry every process serves on ``/metrics``.
+
+HTTP RED by route template and status lives here; the other shared families are
+registered, once, by the runtime module that updates them:
+
+- ``grpc_server``: ``grpc_server_handled_total``, ``grpc_server_handling_seconds``;
+- ``grpc_client``: ``grpc_client_handled_total``, ``grpc_client_handling_seconds``;
+- ``consumer`` and ``consumer_metrics``: ``consumer_events_total``,
+  ``consumer_dead_letters_total``, ``consumer_lag_records``,
+  ``consumer_handler_duration_seconds``;
+- ``outbox.relay``: ``outbox_backlog_events``, ``outbox_oldest_unpublished_age_seconds``,
+  ``outbox_published_events_total``, ``outbox_relay_active``;
+- ``saga.metrics``: ``saga_started_total``, ``saga_completed_total``,
+  ``saga_compensated_total``, ``saga_failed_total`` (by ``reason``),
+  ``saga_step_duration_seconds`` and friends;
+- ``breaker_metrics``: ``circuit_breaker_state``, ``circuit_breaker_transitions_total``,
+  ``circuit_breaker_rejections_total``;
+- ``db_metrics``: ``db_pool_connections``, ``db_pool_max_connections``;
+- the process collector below: ``process_cpu_seconds_total``,
+  ``process_resident_memory_bytes``, ``process_start_time_seconds``…
+
+Names follow Prometheus conventions: base units in the name (``_seconds``,
+``_bytes``), counters end in ``_total`` (prometheus_client adds it).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +32,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.requests import Request
@@ -16,6 +40,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# CPU, memory, open files and start time of this process (read from /proc).
+ProcessCollector(registry=REGISTRY)
 
 HTTP_REQUESTS = Counter(
     "http_requests",

@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     db_pool_min: int = 1
     db_pool_max: int = 10
+    #: Saga fault flags (docs/fault-flags.md): the admin endpoint and MC_FAULTS work only
+    #: when true. The local stack turns it on; production manifests never do.
+    mc_faults_enabled: bool = False
+    #: Flags from the start, every call: ``"create_order.process_payment=fail,..."``.
+    mc_faults: str = ""
 
 
 def catalog_defaults(service: str) -> dict[str, object]:

@@ -19,6 +19,11 @@ KAFKA_CLUSTER_ID_FILE=$KAFKA_DIR/cluster.id
 KAFKA_OUT=$LOG_DIR/kafka.log
 KAFKA_START_TIMEOUT=${MC_KAFKA_START_TIMEOUT:-90}
 KAFKA_JAVA_OPTS=${MC_KAFKA_JAVA_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError}
+# A second client listener for fault injection (tests/chaos): clients that bootstrap
+# on it are told to reconnect to the ADVERTISED port, where the chaos proxy relays to
+# this listener. Nothing listens on the advertised port unless a proxy runs.
+KAFKA_CHAOS_PORT=${MC_KAFKA_CHAOS_PORT:-9094}
+KAFKA_CHAOS_ADVERTISED_PORT=${MC_KAFKA_CHAOS_ADVERTISED_PORT:-19094}
 
 kafka_pid() {
     local pid
@@ -60,11 +65,11 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT,CHAOS://$KAFKA_HOST:$KAFKA_CHAOS_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CHAOS://$KAFKA_HOST:$KAFKA_CHAOS_ADVERTISED_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,CHAOS:PLAINTEXT
 log.dirs=$KAFKA_DATA
 num.partitions=3
 default.replication.factor=1
@@ -140,6 +145,7 @@ kafka_start() {
     command -v java >/dev/null 2>&1 || kafka_ensure_java
     require_port_free kafka "$KAFKA_HOST" "$KAFKA_PORT"
     require_port_free "kafka controller" "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"
+    require_port_free "kafka chaos listener" "$KAFKA_HOST" "$KAFKA_CHAOS_PORT"
     kafka_write_config
     kafka_format_storage
     log "kafka: starting Kafka $(kafka_version) on $KAFKA_HOST:$KAFKA_PORT (logs: $KAFKA_OUT, $KAFKA_LOGS/server.log)"
@@ -214,7 +220,7 @@ kafka_status() {
     pid=$(kafka_pid)
     if [ -n "$pid" ]; then
         if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-            log "kafka: running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
+            log "kafka: running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT$(kafka_chaos_status))"
         else
             log "kafka: process running (pid $pid) but $KAFKA_HOST:$KAFKA_PORT does not answer"
         fi
@@ -222,6 +228,14 @@ kafka_status() {
         log "kafka: stopped; $KAFKA_HOST:$KAFKA_PORT is taken by another process ($(port_owner "$KAFKA_PORT"))"
     else
         log "kafka: stopped"
+    fi
+}
+
+# ", chaos listener :9094 (advertised :19094)" when this broker has it (a broker
+# started before the listener existed gets it at its next restart).
+kafka_chaos_status() {
+    if port_open "$KAFKA_HOST" "$KAFKA_CHAOS_PORT"; then
+        printf ', chaos listener :%s (advertised :%s)' "$KAFKA_CHAOS_PORT" "$KAFKA_CHAOS_ADVERTISED_PORT"
     fi
 }
 

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ LOG_DIR = LOCAL_DIR / "logs"
 READY_TIMEOUT_SECONDS = float(os.environ.get("MC_READY_TIMEOUT", "90"))
 STOP_TIMEOUT_SECONDS = 15.0
 GATEWAY_STATUS_PORT = int(os.environ.get("GATEWAY_STATUS_PORT", "8100"))
+#: What every local process gets unless its environment says otherwise: saga fault
+#: flags are on here (docs/fault-flags.md), never in production manifests.
+LOCAL_DEFAULTS = {"MC_FAULTS_ENABLED": "true"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,9 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(process: Process) -> None:
+def start(process: Process, env: Mapping[str, str] | None = None) -> None:
+    """Start ``process`` unless it runs; ``env`` replaces the inherited environment
+    (the chaos tests point a service at a fault-injecting proxy this way)."""
     if running_pid(process) is not None:
         print(f"[services] {process.name}: already running")
         return
@@ -126,6 +132,7 @@ def start(process: Process) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**LOCAL_DEFAULTS, **(os.environ if env is None else env)},
         )
     process.pid_file.write_text(f"{child.pid}\n")
     print(f"[services] {process.name}: started (pid {child.pid}, log {process.log_file})")

@@ -255,6 +255,17 @@ async def restart(name: str, *, seconds: float = 120) -> None:
     await poll(ready, seconds=seconds, what=f"{name} to be ready again", interval=0.5)
 
 
+def stop(name: str) -> None:
+    """Stop just ``name`` with the local runner's own stop (SIGTERM, drain, then SIGKILL).
+
+    Unlike ``MC_SERVICES=<name> services.py down`` this leaves the gateway running.
+    Blocking: call it through ``asyncio.to_thread`` from a test.
+    """
+    services = _services_module()
+    (process,) = [p for p in services.processes() if p.name == name]
+    services.stop(process)
+
+
 # --- Kafka re-delivery -------------------------------------------------------------------
 
 

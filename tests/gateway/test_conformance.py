@@ -67,11 +67,39 @@ def test_an_unknown_route_is_404(client: httpx.Client) -> None:
     assert response.json()["message"] == "no Route matched with those values"
 
 
-def test_a_known_path_with_another_method_is_404(client: httpx.Client) -> None:
-    # /api/shipping is GET only in kong.yml
-    response = client.delete("/api/shipping/orders/1")
-    assert response.status_code == 404
-    assert response.json()["message"] == "no Route matched with those values"
+def test_another_method_on_a_known_path_reaches_the_service_behind_the_same_auth(
+    client: httpx.Client, echo: Echo, test_keys: TestKeys
+) -> None:
+    # Routes list methods only where plugins differ by method, so the service answers
+    # a method it does not serve (405 + Allow) instead of Kong's 404 "no Route matched".
+    assert client.delete("/api/shipping/orders/1").status_code == 401
+    marker = probe()
+    token = test_keys.sign(claims(user()))
+    response = client.delete(
+        "/api/shipping/orders/1", params={"probe": marker}, headers=bearer(token)
+    )
+    assert response.status_code not in (401, 404), response.text
+    [seen] = echo.requests(marker)
+    assert seen["method"] == "DELETE"
+
+
+def test_only_product_writes_and_admin_endpoints_of_the_inventory_need_a_token(
+    client: httpx.Client, echo: Echo
+) -> None:
+    # inventory-write lists POST and PATCH, so Kong prefers it for them; inventory-admin
+    # has the longer path; every other request goes to the method-less public
+    # inventory-read (the service answers 405 to a method it does not serve).
+    for method in ("POST", "PATCH"):
+        response = client.request(method, "/api/inventory/products")
+        assert response.status_code == 401, (method, response.text)
+    for method in ("GET", "PUT", "DELETE"):
+        response = client.request(method, "/api/inventory/admin/faults/x.y")
+        assert response.status_code == 401, (method, response.text)
+    marker = probe()
+    response = client.request("PUT", "/api/inventory/products", params={"probe": marker})
+    assert response.status_code not in (401, 404), response.text
+    [seen] = echo.requests(marker)
+    assert seen["method"] == "PUT"
 
 
 def test_the_public_route_needs_no_token(client: httpx.Client) -> None:

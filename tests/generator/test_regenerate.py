@@ -25,12 +25,17 @@ def test_second_generate_changes_nothing(shop: Path) -> None:
     assert _generate(shop) == []
 
 
-def test_saga_timeout_edit_changes_only_the_saga_module(shop: Path) -> None:
+def test_saga_timeout_edit_changes_only_the_saga_outputs(shop: Path) -> None:
     _generate(shop)
     replace_in(
         shop / "specs" / "sagas" / "place_order.saga.yaml", "timeout: 500ms", "timeout: 750ms"
     )
-    assert _generate(shop) == ["generated/sagas/place_order.py"]
+    # The saga module, its fault points (they carry the step timeout) and its diagrams.
+    assert sorted(_generate(shop)) == [
+        "docs/generated/sagas.md",
+        "generated/sagas/place_order.py",
+        "generated/sagas/place_order_faults.py",
+    ]
     assert "timeout_ms=750" in (shop / "generated/sagas/place_order.py").read_text()
 
 

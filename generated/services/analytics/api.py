@@ -72,7 +72,9 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -104,8 +106,8 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             datetime.date,
             Query(
                 description=(
-                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from`, at "
-                    "most 366 days after it."
+                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from` and "
+                    "at most 365 days after it (a range covers at most 366 days)."
                 ),
             ),
         ],
@@ -132,7 +134,9 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -168,8 +172,8 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             datetime.date,
             Query(
                 description=(
-                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from`, at "
-                    "most 366 days after it."
+                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from` and "
+                    "at most 365 days after it (a range covers at most 366 days)."
                 ),
             ),
         ],
@@ -197,7 +201,9 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -229,8 +235,8 @@ def build_router(handlers: AnalyticsHandlers) -> APIRouter:
             datetime.date,
             Query(
                 description=(
-                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from`, at "
-                    "most 366 days after it."
+                    "Last day of the range (inclusive, UTC), `YYYY-MM-DD`; not before `from` and "
+                    "at most 365 days after it (a range covers at most 366 days)."
                 ),
             ),
         ],

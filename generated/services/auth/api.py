@@ -137,7 +137,9 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {
@@ -148,7 +150,9 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -182,7 +186,9 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {
@@ -282,7 +288,9 @@ def build_router(handlers: AuthHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {

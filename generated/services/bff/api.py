@@ -62,7 +62,9 @@ def build_router(handlers: BffHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {
@@ -73,7 +75,9 @@ def build_router(handlers: BffHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -106,7 +110,9 @@ def build_router(handlers: BffHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {
@@ -117,7 +123,9 @@ def build_router(handlers: BffHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },

@@ -16,8 +16,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from generated.models.inventory import (
     CreateProductRequest,
+    FaultFlag,
+    FaultFlags,
     Product,
     ProductPage,
+    SetFaultFlagRequest,
     UpdateProductRequest,
 )
 
@@ -61,16 +64,43 @@ class InventoryHandlers(Protocol):
     ) -> Product | Response:
         """Change a product"""
 
+    async def list_inventory_fault_flags(
+        self,
+        request: Request,
+    ) -> FaultFlags | Response:
+        """List this service's fault points and flags"""
+
+    async def set_inventory_fault_flag(
+        self,
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: str,
+    ) -> FaultFlag | Response:
+        """Switch a fault flag on"""
+
+    async def clear_inventory_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        """Switch a fault flag off"""
+
 
 def build_router(handlers: InventoryHandlers) -> APIRouter:
     """The inventory routes; each validates its request and awaits ``handlers``."""
-    router = APIRouter(tags=["inventory"])
+    router = APIRouter()
 
     @router.get(
         "/api/inventory/products",
         operation_id="list_products",
         summary="List products",
         description="The catalogue ordered by creation time (oldest first), one page at a time.",
+        tags=["inventory"],
         status_code=200,
         response_model=ProductPage,
         response_description="One page of products.",
@@ -118,6 +148,7 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
         operation_id="create_product",
         summary="Create a product",
         description="Adds a product to the catalogue with its initial available stock. Admin only.",
+        tags=["inventory"],
         status_code=201,
         response_model=Product,
         response_description="The product was created.",
@@ -128,7 +159,9 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -154,6 +187,7 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
         "/api/inventory/products/{productId}",
         operation_id="get_product",
         summary="Get one product",
+        tags=["inventory"],
         status_code=200,
         response_model=Product,
         response_description="The product.",
@@ -191,6 +225,7 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
             "replaces the unreserved stock; reserved quantities are unaffected. A new "
             "price applies to orders placed afterwards. Admin only."
         ),
+        tags=["inventory"],
         status_code=200,
         response_model=Product,
         response_description="The updated product.",
@@ -201,7 +236,9 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -229,6 +266,204 @@ def build_router(handlers: InventoryHandlers) -> APIRouter:
             request,
             body=body,
             product_id=product_id,
+        )
+
+    @router.get(
+        "/api/inventory/admin/faults",
+        operation_id="list_inventory_fault_flags",
+        summary="List this service's fault points and flags",
+        description=(
+            "The saga fault points this service serves (generated from the saga specs) "
+            "and the fault flags switched on at them (docs/fault-flags.md). Admins only; "
+            "404 unless the deployment enables fault flags (MC_FAULTS_ENABLED=true, the "
+            "local stack's default)."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlags,
+        response_description="The fault points and the active flags.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def list_inventory_fault_flags(
+        request: Request,
+    ) -> FaultFlags | Response:
+        return await handlers.list_inventory_fault_flags(
+            request,
+        )
+
+    @router.put(
+        "/api/inventory/admin/faults/{point}",
+        operation_id="set_inventory_fault_flag",
+        summary="Switch a fault flag on",
+        description=(
+            "Make this service fail, hang or answer twice at a saga fault point, for "
+            "every call or only for calls matching `match` (recommended on a shared "
+            "stack), until `ttlSeconds` pass or it fired `times` times. Putting the same "
+            "point and match again replaces the flag. Admins only; 404 unless the "
+            "deployment enables fault flags."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlag,
+        response_description="The flag as stored.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def set_inventory_fault_flag(
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+    ) -> FaultFlag | Response:
+        return await handlers.set_inventory_fault_flag(
+            request,
+            body=body,
+            point=point,
+        )
+
+    @router.delete(
+        "/api/inventory/admin/faults/{point}",
+        operation_id="clear_inventory_fault_flag",
+        summary="Switch a fault flag off",
+        description=(
+            "Remove the flag of this point whose match is exactly the given query "
+            "parameters (none: the flag without a match). Removing a flag that is not "
+            "set is not an error. Flags set by MC_FAULTS stay until a restart."
+        ),
+        tags=["faults"],
+        status_code=204,
+        response_model=None,
+        response_description="The flag is off.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def clear_inventory_fault_flag(
+        request: Request,
+        *,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+        correlation_id: Annotated[
+            str | None,
+            Query(
+                alias="correlationId",
+                pattern="^[A-Za-z0-9._:-]{1,128}$",
+                description="The `correlationId` of the flag's match.",
+            ),
+        ] = None,
+        order_id: Annotated[
+            UUID | None,
+            Query(alias="orderId", description="The `orderId` of the flag's match."),
+        ] = None,
+        user_id: Annotated[
+            UUID | None,
+            Query(alias="userId", description="The `userId` of the flag's match."),
+        ] = None,
+    ) -> Response:
+        return await handlers.clear_inventory_fault_flag(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
         )
 
     return router

@@ -14,7 +14,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from generated.models.orders import CreateOrderRequest, Order, OrderEvents, OrderPage, Saga
+from generated.models.orders import (
+    CreateOrderRequest,
+    FaultFlag,
+    FaultFlags,
+    Order,
+    OrderEvents,
+    OrderPage,
+    Saga,
+    SetFaultFlagRequest,
+)
 
 __all__ = ["OrdersHandlers", "build_router"]
 
@@ -72,10 +81,36 @@ class OrdersHandlers(Protocol):
     ) -> Saga | Response:
         """Get the state of the order's create-order saga"""
 
+    async def list_orders_fault_flags(
+        self,
+        request: Request,
+    ) -> FaultFlags | Response:
+        """List this service's fault points and flags"""
+
+    async def set_orders_fault_flag(
+        self,
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: str,
+    ) -> FaultFlag | Response:
+        """Switch a fault flag on"""
+
+    async def clear_orders_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        """Switch a fault flag off"""
+
 
 def build_router(handlers: OrdersHandlers) -> APIRouter:
     """The orders routes; each validates its request and awaits ``handlers``."""
-    router = APIRouter(tags=["orders"])
+    router = APIRouter()
 
     @router.post(
         "/api/orders",
@@ -96,6 +131,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             "body answers 422; a repeat while the first request is still being processed "
             "answers 409."
         ),
+        tags=["orders"],
         status_code=201,
         response_model=Order,
         response_description="The order was created and its saga started.",
@@ -106,7 +142,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             409: {
@@ -124,7 +162,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
             503: {
@@ -166,6 +206,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
         operation_id="list_orders",
         summary="List the caller's orders",
         description="The caller's orders, newest first, one page at a time.",
+        tags=["orders"],
         status_code=200,
         response_model=OrderPage,
         response_description="One page of orders.",
@@ -173,7 +214,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             422: {
@@ -184,7 +227,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -227,6 +272,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             "The order's current state (from the orders_view projection) with its "
             "payment and shipping status and, when canceled, the cancel reason."
         ),
+        tags=["orders"],
         status_code=200,
         response_model=Order,
         response_description="The order.",
@@ -234,7 +280,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             404: {
@@ -251,7 +299,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -277,6 +327,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             "already canceled order is a no-op that returns it unchanged. Once the order "
             "is SHIPPED or DELIVERED it can no longer be canceled (409)."
         ),
+        tags=["orders"],
         status_code=200,
         response_model=Order,
         response_description="The canceled order.",
@@ -284,7 +335,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             404: {
@@ -302,7 +355,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -325,6 +380,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             "Every event of the order aggregate in the event store, in sequence order. "
             "Replaying them rebuilds the order's current state."
         ),
+        tags=["orders"],
         status_code=200,
         response_model=OrderEvents,
         response_description="The order's events.",
@@ -332,7 +388,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             404: {
@@ -349,7 +407,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -373,6 +433,7 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             "executed and each step's attempts and timestamps. 404 when the order does "
             "not exist, is not the caller's, or has no saga."
         ),
+        tags=["orders"],
         status_code=200,
         response_model=Saga,
         response_description="The saga state.",
@@ -380,7 +441,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             404: {
@@ -397,7 +460,9 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
             },
             429: {
                 "description": (
-                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`."
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
                 ),
             },
         },
@@ -410,6 +475,225 @@ def build_router(handlers: OrdersHandlers) -> APIRouter:
         return await handlers.get_order_saga(
             request,
             order_id=order_id,
+        )
+
+    @router.get(
+        "/api/orders/admin/faults",
+        operation_id="list_orders_fault_flags",
+        summary="List this service's fault points and flags",
+        description=(
+            "The saga fault points this service serves (generated from the saga specs) "
+            "and the fault flags switched on at them (docs/fault-flags.md). Admins only; "
+            "404 unless the deployment enables fault flags (MC_FAULTS_ENABLED=true, the "
+            "local stack's default)."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlags,
+        response_description="The fault points and the active flags.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            429: {
+                "description": (
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def list_orders_fault_flags(
+        request: Request,
+    ) -> FaultFlags | Response:
+        return await handlers.list_orders_fault_flags(
+            request,
+        )
+
+    @router.put(
+        "/api/orders/admin/faults/{point}",
+        operation_id="set_orders_fault_flag",
+        summary="Switch a fault flag on",
+        description=(
+            "Make this service fail, hang or answer twice at a saga fault point, for "
+            "every call or only for calls matching `match` (recommended on a shared "
+            "stack), until `ttlSeconds` pass or it fired `times` times. Putting the same "
+            "point and match again replaces the flag. Admins only; 404 unless the "
+            "deployment enables fault flags."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlag,
+        response_description="The flag as stored.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            429: {
+                "description": (
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def set_orders_fault_flag(
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+    ) -> FaultFlag | Response:
+        return await handlers.set_orders_fault_flag(
+            request,
+            body=body,
+            point=point,
+        )
+
+    @router.delete(
+        "/api/orders/admin/faults/{point}",
+        operation_id="clear_orders_fault_flag",
+        summary="Switch a fault flag off",
+        description=(
+            "Remove the flag of this point whose match is exactly the given query "
+            "parameters (none: the flag without a match). Removing a flag that is not "
+            "set is not an error. Flags set by MC_FAULTS stay until a restart."
+        ),
+        tags=["faults"],
+        status_code=204,
+        response_model=None,
+        response_description="The flag is off.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            429: {
+                "description": (
+                    "Rate limit exceeded; retry after the number of seconds in `Retry-After`. "
+                    "The gateway's per-user limit answers with a GatewayError "
+                    "(`application/json`); a service's own throttling (login) with a Problem."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def clear_orders_fault_flag(
+        request: Request,
+        *,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+        correlation_id: Annotated[
+            str | None,
+            Query(
+                alias="correlationId",
+                pattern="^[A-Za-z0-9._:-]{1,128}$",
+                description="The `correlationId` of the flag's match.",
+            ),
+        ] = None,
+        order_id: Annotated[
+            UUID | None,
+            Query(alias="orderId", description="The `orderId` of the flag's match."),
+        ] = None,
+        user_id: Annotated[
+            UUID | None,
+            Query(alias="userId", description="The `userId` of the flag's match."),
+        ] = None,
+    ) -> Response:
+        return await handlers.clear_orders_fault_flag(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
         )
 
     return router

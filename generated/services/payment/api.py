@@ -12,9 +12,9 @@ handlers receive typed values only; they return the success model, or any
 from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from generated.models.payment import Payment
+from generated.models.payment import FaultFlag, FaultFlags, Payment, SetFaultFlagRequest
 
 __all__ = ["PaymentHandlers", "build_router"]
 
@@ -30,10 +30,36 @@ class PaymentHandlers(Protocol):
     ) -> Payment | Response:
         """Get the payment of an order"""
 
+    async def list_payment_fault_flags(
+        self,
+        request: Request,
+    ) -> FaultFlags | Response:
+        """List this service's fault points and flags"""
+
+    async def set_payment_fault_flag(
+        self,
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: str,
+    ) -> FaultFlag | Response:
+        """Switch a fault flag on"""
+
+    async def clear_payment_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        """Switch a fault flag off"""
+
 
 def build_router(handlers: PaymentHandlers) -> APIRouter:
     """The payment routes; each validates its request and awaits ``handlers``."""
-    router = APIRouter(tags=["payment"])
+    router = APIRouter()
 
     @router.get(
         "/api/payments/orders/{orderId}",
@@ -43,6 +69,7 @@ def build_router(handlers: PaymentHandlers) -> APIRouter:
             "The order's payment in its current state. 404 when the payment service has "
             "no payment for the order (it was never asked to charge it nor to refund it)."
         ),
+        tags=["payment"],
         status_code=200,
         response_model=Payment,
         response_description="The payment of the order.",
@@ -50,7 +77,9 @@ def build_router(handlers: PaymentHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             403: {"description": "The caller is authenticated but lacks the required role."},
@@ -82,6 +111,204 @@ def build_router(handlers: PaymentHandlers) -> APIRouter:
         return await handlers.get_payment_by_order(
             request,
             order_id=order_id,
+        )
+
+    @router.get(
+        "/api/payments/admin/faults",
+        operation_id="list_payment_fault_flags",
+        summary="List this service's fault points and flags",
+        description=(
+            "The saga fault points this service serves (generated from the saga specs) "
+            "and the fault flags switched on at them (docs/fault-flags.md). Admins only; "
+            "404 unless the deployment enables fault flags (MC_FAULTS_ENABLED=true, the "
+            "local stack's default)."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlags,
+        response_description="The fault points and the active flags.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def list_payment_fault_flags(
+        request: Request,
+    ) -> FaultFlags | Response:
+        return await handlers.list_payment_fault_flags(
+            request,
+        )
+
+    @router.put(
+        "/api/payments/admin/faults/{point}",
+        operation_id="set_payment_fault_flag",
+        summary="Switch a fault flag on",
+        description=(
+            "Make this service fail, hang or answer twice at a saga fault point, for "
+            "every call or only for calls matching `match` (recommended on a shared "
+            "stack), until `ttlSeconds` pass or it fired `times` times. Putting the same "
+            "point and match again replaces the flag. Admins only; 404 unless the "
+            "deployment enables fault flags."
+        ),
+        tags=["faults"],
+        status_code=200,
+        response_model=FaultFlag,
+        response_description="The flag as stored.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def set_payment_fault_flag(
+        request: Request,
+        *,
+        body: SetFaultFlagRequest,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+    ) -> FaultFlag | Response:
+        return await handlers.set_payment_fault_flag(
+            request,
+            body=body,
+            point=point,
+        )
+
+    @router.delete(
+        "/api/payments/admin/faults/{point}",
+        operation_id="clear_payment_fault_flag",
+        summary="Switch a fault flag off",
+        description=(
+            "Remove the flag of this point whose match is exactly the given query "
+            "parameters (none: the flag without a match). Removing a flag that is not "
+            "set is not an error. Flags set by MC_FAULTS stay until a restart."
+        ),
+        tags=["faults"],
+        status_code=204,
+        response_model=None,
+        response_description="The flag is off.",
+        responses={
+            401: {
+                "description": (
+                    "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
+                ),
+            },
+            403: {"description": "The caller is authenticated but lacks the required role."},
+            404: {
+                "description": (
+                    "The resource does not exist or is not visible to the caller (another user's "
+                    "resource is reported as not found)."
+                ),
+            },
+            422: {
+                "description": (
+                    "Validation failed for a path, query, header or body value; `errors` lists "
+                    "every offending field."
+                ),
+            },
+            503: {
+                "description": (
+                    "A dependency is unavailable (circuit breaker open, timeout); the request "
+                    "had no effect and may be retried."
+                ),
+            },
+        },
+    )
+    async def clear_payment_fault_flag(
+        request: Request,
+        *,
+        point: Annotated[
+            str,
+            Path(
+                min_length=3,
+                max_length=200,
+                pattern="^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*){1,2}$",
+                description=(
+                    "A fault point of this service, `<saga>.<step>` or "
+                    "`<saga>.<step>.compensation` (see `GET` on the collection); any other name "
+                    "is rejected with 422 listing the valid ones."
+                ),
+            ),
+        ],
+        correlation_id: Annotated[
+            str | None,
+            Query(
+                alias="correlationId",
+                pattern="^[A-Za-z0-9._:-]{1,128}$",
+                description="The `correlationId` of the flag's match.",
+            ),
+        ] = None,
+        order_id: Annotated[
+            UUID | None,
+            Query(alias="orderId", description="The `orderId` of the flag's match."),
+        ] = None,
+        user_id: Annotated[
+            UUID | None,
+            Query(alias="userId", description="The `userId` of the flag's match."),
+        ] = None,
+    ) -> Response:
+        return await handlers.clear_payment_fault_flag(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
         )
 
     return router

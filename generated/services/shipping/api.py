@@ -50,7 +50,9 @@ def build_router(handlers: ShippingHandlers) -> APIRouter:
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
-                    "or e-mail/password and refresh token on the auth endpoints)."
+                    "or e-mail/password and refresh token on the auth endpoints). On a route the "
+                    "gateway protects, the gateway itself rejects a missing or invalid token "
+                    "with a GatewayError (`application/json`); a service answers with a Problem."
                 ),
             },
             404: {

@@ -16,8 +16,8 @@ report.
 from __future__ import annotations
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -42,7 +42,7 @@ class RedisResultCache:
             generation = await self._redis.get(self._generation_key)
             slot = f"{self._prefix}:{int(generation or 0)}:{key}"
             value = await self._redis.get(slot)
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("report cache read failed", error=str(exc))
             return None, None
         if value is None:
@@ -52,7 +52,7 @@ class RedisResultCache:
     async def put(self, slot: str, value: str) -> None:
         try:
             await self._redis.set(slot, value, px=self._ttl_ms)
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("report cache write failed", error=str(exc))
 
     async def invalidate(self) -> None:
@@ -61,7 +61,7 @@ class RedisResultCache:
                 pipe.incr(self._generation_key)
                 pipe.pexpire(self._generation_key, self._generation_ttl_ms)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             # Entries still expire with their TTL: that bounds the staleness.
             log.warning("report cache invalidation failed", error=str(exc))
 

@@ -19,16 +19,22 @@ from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
 from prometheus_client import Counter
 
 from generated.events.registry import Event
 from handwritten.analytics.service_layer.ingest import IngestResult
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import DeadLetters, dead_letter
+from handwritten.runtime.consumer_metrics import LagReporter
+from handwritten.runtime.context import correlation_id
 from handwritten.runtime.events import InvalidEventError
 from handwritten.runtime.kafka import decode_record, event_consumer
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import REGISTRY
+from handwritten.runtime.tracing import bound_ids, record_error, span
+from handwritten.runtime.tracing.messaging import start_processing
 
 log = get_logger(__name__)
 
@@ -56,6 +62,32 @@ def decode_batch(records: Iterable[Record]) -> tuple[list[Event[Any]], list[tupl
     return events, poison
 
 
+def _decode(record: Record) -> Event[Any] | str:
+    """The record's event, or why it is poison."""
+    try:
+        return decode_record(record)
+    except InvalidEventError as exc:
+        return str(exc)
+
+
+def _log_consumed(record: Record, event: Event[Any]) -> None:
+    """One line per event written, with its correlation id (and, in the record's
+    span, its trace), as every other consumer logs each event it handles."""
+    token = correlation_id.set(event.headers.correlation_id)
+    try:
+        with bound_ids(order_id=getattr(event.payload, "order_id", None)):
+            log.info(
+                "event consumed",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_type=event.headers.event_type.value,
+                event_id=str(event.headers.event_id),
+            )
+    finally:
+        correlation_id.reset(token)
+
+
 class AnalyticsConsumer:
     """Consumes ``topics`` in group ``group_id`` until ``stop()``; raises on failure."""
 
@@ -69,6 +101,7 @@ class AnalyticsConsumer:
         dead_letters: DeadLetters,
         batch_size: int = 500,
         poll_timeout: float = 0.5,
+        lag_interval: float = 10.0,
     ) -> None:
         self._apply = apply
         self._bootstrap_servers = bootstrap_servers
@@ -78,6 +111,8 @@ class AnalyticsConsumer:
         self._batch_size = batch_size
         self._poll_timeout_ms = int(poll_timeout * 1000)
         self._stopping = asyncio.Event()
+        # consumer_lag_records of this group, as the runtime's ConsumerRunner reports it.
+        self._lag = LagReporter(group_id, interval=lag_interval)
 
     def stop(self) -> None:
         """Finish the batch in hand (write and commit), then return from ``run``."""
@@ -103,27 +138,68 @@ class AnalyticsConsumer:
                 if batches:
                     await self._handle(batches)
                     await self._commit(consumer, batches)
+                await self._lag.maybe_report(consumer)
         finally:
+            self._lag.clear()
             await consumer.stop()
             await self._dead_letters.close()
 
     async def _handle(self, batches: dict[TopicPartition, list[Record]]) -> None:
-        events, poison = decode_batch(record for records in batches.values() for record in records)
-        result = await self._apply(events)
-        ANALYTICS_EVENTS.labels("applied").inc(result.applied)
-        ANALYTICS_EVENTS.labels("duplicate").inc(result.duplicates)
-        for record, error in poison:
-            # Before the commit: a poison record is never skipped without a trace.
-            letter = dead_letter(record, group_id=self.group_id, error=error)
-            await self._dead_letters.publish(letter)
-            ANALYTICS_EVENTS.labels("poison").inc()
-            log.error(
-                "poison record dead-lettered",
-                topic=record.topic,
+        records = [record for records in batches.values() for record in records]
+        # One CONSUMER span per record, child of its producer's (so each order's trace
+        # shows analytics), open until the batch is written; the batch itself is one
+        # span linked to all of them (records of many traces are written together).
+        spans = [
+            start_processing(
+                record.topic,
+                record.key,
+                record.headers,
+                group=self.group_id,
                 partition=record.partition,
                 offset=record.offset,
-                reason=error,
             )
+            for record in records
+        ]
+        try:
+            await self._ingest(records, spans)
+        except BaseException as exc:
+            for record_span in spans:
+                record_error(exc, record_span)
+            raise
+        finally:
+            for record_span in spans:
+                record_span.end()
+
+    async def _ingest(self, records: list[Record], spans: list[Span]) -> None:
+        decoded = [_decode(record) for record in records]
+        events = [item for item in decoded if not isinstance(item, str)]
+        links = [Link(s.get_span_context()) for s in spans if s.get_span_context().is_valid]
+        with (
+            span("analytics ingest", links=links, attributes={"event.count": len(records)}),
+            span("projection update", attributes={"projection.name": "analytics"}),
+        ):
+            result = await self._apply(events)
+        ANALYTICS_EVENTS.labels("applied").inc(result.applied)
+        ANALYTICS_EVENTS.labels("duplicate").inc(result.duplicates)
+        for record, record_span, item in zip(records, spans, decoded, strict=True):
+            with trace.use_span(record_span, end_on_exit=False):
+                if isinstance(item, str):
+                    await self._dead_letter(record, item)
+                else:
+                    _log_consumed(record, item)
+
+    async def _dead_letter(self, record: Record, error: str) -> None:
+        # Before the commit: a poison record is never skipped without a trace.
+        letter = dead_letter(record, group_id=self.group_id, error=error)
+        await self._dead_letters.publish(letter)
+        ANALYTICS_EVENTS.labels("poison").inc()
+        log.error(
+            "poison record dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=error,
+        )
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from handwritten.auth.domain.throttle import AttemptCount
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -59,7 +59,7 @@ class RedisLoginAttemptCounter:
                 pipe.expire(client_key, self._client_window, nx=True)
                 pipe.ttl(client_key)
                 results = await pipe.execute()
-        except RedisError as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("login throttle unavailable; not throttling", error=str(exc))
             return AttemptCount(0, 0), AttemptCount(0, 0)
         return (
@@ -71,5 +71,5 @@ class RedisLoginAttemptCounter:
         account_key, client_key = self._keys(account, client)
         try:
             await self._redis.eval(_SUCCEEDED, 2, account_key, client_key)
-        except RedisError as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("login throttle unavailable; counters not cleared", error=str(exc))

@@ -39,14 +39,17 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import pybreaker
-from prometheus_client import Counter, Gauge
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from handwritten.runtime.breaker_metrics import (
+    record_rejection,
+    record_state,
+    record_transition,
+)
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
-from handwritten.runtime.metrics import REGISTRY
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -54,20 +57,10 @@ T = TypeVar("T")
 #: Redis keys live this long after their last write; a breaker's state older than
 #: that has long outlived any reset timeout.
 KEY_TTL_SECONDS = 24 * 3600
-_REDIS_ERRORS = (RedisError, OSError)
+_REDIS_ERRORS = REDIS_UNAVAILABLE
 
-BREAKER_STATE = Gauge(
-    "bff_circuit_breaker_open",
-    "1 while the BFF's circuit breaker of a downstream is open (or half-open), else 0.",
-    ["downstream"],
-    registry=REGISTRY,
-)
-BREAKER_REJECTIONS = Counter(
-    "bff_circuit_breaker_rejections",
-    "Downstream calls failed fast because the circuit breaker was open.",
-    ["downstream"],
-    registry=REGISTRY,
-)
+#: The ``service`` label of the breakers' metrics (``handwritten.runtime.breaker_metrics``).
+METRICS_SERVICE = "bff"
 
 
 def state_client(url: str, *, timeout_seconds: float = 0.25) -> Redis:
@@ -239,7 +232,7 @@ class _RedisUnavailableError(Exception):
 
 
 class _StateListener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
-    """Logs transitions and exports them as a gauge."""
+    """Logs transitions and exports them (state gauge, transitions counter)."""
 
     def state_change(
         self,
@@ -247,7 +240,12 @@ class _StateListener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        BREAKER_STATE.labels(cb.name).set(0 if new_state.name == pybreaker.STATE_CLOSED else 1)
+        record_transition(
+            METRICS_SERVICE,
+            cb.name,
+            None if old_state is None else old_state.name,
+            new_state.name,
+        )
         log.warning(
             "circuit breaker state changed",
             downstream=cb.name,
@@ -283,6 +281,8 @@ class Breaker:
             listeners=[_StateListener()],
             name=name,
         )
+        # The state it starts in (possibly open, as shared by other replicas).
+        record_state(METRICS_SERVICE, name, str(self._breaker.current_state))
 
     @property
     def state(self) -> str:
@@ -301,7 +301,7 @@ class Breaker:
         try:
             await loop.run_in_executor(self._executor, guard.__enter__)
         except pybreaker.CircuitBreakerError as exc:
-            BREAKER_REJECTIONS.labels(self.name).inc()
+            record_rejection(METRICS_SERVICE, self.name)
             raise CircuitOpenError(self.name) from exc
         try:
             result = await operation()

@@ -61,9 +61,11 @@ from handwritten.bff.domain.models import (
     Shipment,
 )
 from handwritten.runtime.context import current_correlation_id
+from handwritten.runtime.grpc_client import ObservedChannel
 from handwritten.runtime.grpc_server import CORRELATION_METADATA
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import REGISTRY
+from handwritten.runtime.tracing.grpclib import instrument_channel
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -98,7 +100,7 @@ def open_channel(target: str) -> Channel:
     host, separator, port = target.rpartition(":")
     if not separator or not host or not port.isdigit():
         raise ValueError(f"a gRPC target must be host:port, not {target!r}")
-    return Channel(host.strip("[]"), int(port))
+    return instrument_channel(ObservedChannel(host.strip("[]"), int(port), service="bff"))
 
 
 class Downstream:

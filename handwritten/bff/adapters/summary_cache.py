@@ -15,7 +15,6 @@ from decimal import Decimal
 from enum import Enum
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from handwritten.bff.domain.models import (
     CancelReason,
@@ -24,10 +23,11 @@ from handwritten.bff.domain.models import (
     PaymentStatus,
     ShippingStatus,
 )
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
-_ERRORS = (RedisError, OSError)
+_ERRORS = REDIS_UNAVAILABLE
 
 
 def _name(value: Enum | None) -> str | None:

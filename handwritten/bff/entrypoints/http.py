@@ -73,10 +73,10 @@ class GraphqlApi:
         components = self.components
         # A fresh context per request: its DataLoaders batch and cache this request only.
         context = OrderQueries(components.downstreams, components.cache, caller)
-        result = await schema.execute(
+        result = await schema.run(
             body.query,
-            variable_values=body.variables,
-            context_value=context,
+            variables=body.variables,
+            context=context,
             operation_name=body.operation_name,
         )
         return JSONResponse(response_body(result, context.degradations))

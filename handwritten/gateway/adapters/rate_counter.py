@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 
 #: Verbatim from Kong 3.8.1's redis policy, so counters are shared with a real Kong.
 INCREMENT_SCRIPT = """
@@ -46,7 +47,7 @@ class RedisCounters:
         """Count this request and return the window's count before it."""
         try:
             result = await self._script(timeout_ms)(keys=[key], args=[expire_seconds])
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             raise RateStoreError(f"{type(exc).__name__}: {exc}") from exc
         return int(result)
 

@@ -16,11 +16,11 @@ from decimal import Decimal
 from uuid import UUID
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from handwritten.inventory.domain.money import format_price
 from handwritten.inventory.domain.products import Product
 from handwritten.inventory.service_layer.ports import ProductCache
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -72,7 +72,7 @@ class RedisProductCache(ProductCache):
             return {}
         try:
             values = await self._redis.mget([_key(product_id) for product_id in product_ids])
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("product cache read failed", error=str(exc))
             return {}
         found: dict[UUID, Product] = {}
@@ -93,7 +93,7 @@ class RedisProductCache(ProductCache):
                 for product in products:
                     pipe.set(_key(product.product_id), _dump(product), px=self._ttl_ms)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("product cache write failed", error=str(exc))
 
     async def invalidate(self, product_ids: Sequence[UUID]) -> None:
@@ -101,7 +101,7 @@ class RedisProductCache(ProductCache):
             return
         try:
             await self._redis.delete(*(_key(product_id) for product_id in product_ids))
-        except (RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             # The entry expires by itself within the TTL.
             log.warning("product cache invalidation failed", error=str(exc))
 

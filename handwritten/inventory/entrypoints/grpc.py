@@ -5,11 +5,17 @@ NOT_FOUND for an unknown product (GetProduct) or an order without reservation
 (CommitReservation); FAILED_PRECONDITION when the reservation's state forbids the
 call (see ``domain.reservations``). Shortage is not an error: CheckAvailability
 and ReserveProducts answer it in their response.
+
+The saga's calls (ReserveProducts, CommitReservation, ReleaseReservation) are fault
+points (docs/fault-flags.md). ``fail`` answers what a real failure answers: a
+shortage for ReserveProducts, FAILED_PRECONDITION (the reservation can no longer be
+committed) for CommitReservation, UNAVAILABLE (try again) for ReleaseReservation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -56,6 +62,13 @@ from handwritten.inventory.domain.stock import (
 )
 from handwritten.inventory.service_layer.catalogue import Catalogue
 from handwritten.inventory.service_layer.stock import StockKeeper
+from handwritten.runtime.faults import FaultSwitchboard, inject
+
+SERVICE = "inventory.v1.InventoryService"
+RESERVE_PRODUCTS = f"{SERVICE}/ReserveProducts"
+COMMIT_RESERVATION = f"{SERVICE}/CommitReservation"
+RELEASE_RESERVATION = f"{SERVICE}/ReleaseReservation"
+T = TypeVar("T")
 
 
 def to_grpc_error(error: InventoryError) -> GRPCError:
@@ -67,6 +80,15 @@ def to_grpc_error(error: InventoryError) -> GRPCError:
         return GRPCError(Status.FAILED_PRECONDITION, str(error))
     # StockInvariantError and anything new: a server fault, answered INTERNAL.
     raise error
+
+
+def _refuse(status: Status, message: str) -> Callable[[], Awaitable[T]]:
+    """A fault's ``fail``: raise the error a real failure of this kind raises."""
+
+    async def refuse() -> T:
+        raise GRPCError(status, f"injected fault: {message}")
+
+    return refuse
 
 
 def _product(product: Product) -> GrpcProduct:
@@ -117,9 +139,12 @@ def _reserved(reservation: Reservation, items: Sequence[RequestedItem]) -> Reser
 class InventoryGrpcService(InventoryServiceBase):
     """Implements the generated service base on the catalogue and the stock keeper."""
 
-    def __init__(self, catalogue: Catalogue, stock: StockKeeper) -> None:
+    def __init__(
+        self, catalogue: Catalogue, stock: StockKeeper, faults: FaultSwitchboard | None = None
+    ) -> None:
         self._catalogue = catalogue
         self._stock = stock
+        self._faults = faults or FaultSwitchboard.disabled("inventory")
 
     async def check_availability(
         self, message: CheckAvailabilityRequest
@@ -147,33 +172,74 @@ class InventoryGrpcService(InventoryServiceBase):
         try:
             order_id = parse_uuid(message.order_id, "order_id")
             items = _items(message.items)
-            outcome = await self._stock.reserve(order_id, items)
+
+            async def reserve() -> ReserveProductsResponse:
+                outcome = await self._stock.reserve(order_id, items)
+                if outcome.reservation is None:
+                    return ReserveProductsResponse(
+                        reserved=False,
+                        unavailable_products=[_unavailable(item) for item in outcome.unavailable],
+                    )
+                return _reserved(outcome.reservation, items)
+
+            async def short() -> ReserveProductsResponse:
+                # The answer of a real shortage, with the stock as it is.
+                levels = await self._stock.check(items)
+                available = {quote.product_id: quote.available_quantity for quote in levels.quotes}
+                return ReserveProductsResponse(
+                    reserved=False,
+                    unavailable_products=[
+                        UnavailableProduct(
+                            product_id=str(item.product_id),
+                            requested_quantity=item.quantity,
+                            available_quantity=available.get(item.product_id, 0),
+                            reason=UnavailableReason.INSUFFICIENT_STOCK,
+                        )
+                        for item in items
+                    ],
+                )
+
+            fault = await self._faults.check(RESERVE_PRODUCTS, orderId=order_id)
+            return await inject(fault, reserve, fail=short)
         except InventoryError as exc:
             raise to_grpc_error(exc) from exc
-        if outcome.reservation is None:
-            return ReserveProductsResponse(
-                reserved=False,
-                unavailable_products=[_unavailable(item) for item in outcome.unavailable],
-            )
-        return _reserved(outcome.reservation, items)
 
     async def commit_reservation(
         self, message: CommitReservationRequest
     ) -> CommitReservationResponse:
         try:
-            await self._stock.commit(parse_uuid(message.order_id, "order_id"))
+            order_id = parse_uuid(message.order_id, "order_id")
+
+            async def commit() -> CommitReservationResponse:
+                await self._stock.commit(order_id)
+                return CommitReservationResponse(committed=True)
+
+            fault = await self._faults.check(COMMIT_RESERVATION, orderId=order_id)
+            return await inject(
+                fault,
+                commit,
+                fail=_refuse(Status.FAILED_PRECONDITION, "the reservation cannot be committed"),
+            )
         except InventoryError as exc:
             raise to_grpc_error(exc) from exc
-        return CommitReservationResponse(committed=True)
 
     async def release_reservation(
         self, message: ReleaseReservationRequest
     ) -> ReleaseReservationResponse:
         try:
-            released = await self._stock.release(parse_uuid(message.order_id, "order_id"))
+            order_id = parse_uuid(message.order_id, "order_id")
+
+            async def release() -> ReleaseReservationResponse:
+                return ReleaseReservationResponse(released=await self._stock.release(order_id))
+
+            fault = await self._faults.check(RELEASE_RESERVATION, orderId=order_id)
+            return await inject(
+                fault,
+                release,
+                fail=_refuse(Status.UNAVAILABLE, "the reservation cannot be released now"),
+            )
         except InventoryError as exc:
             raise to_grpc_error(exc) from exc
-        return ReleaseReservationResponse(released=released)
 
     async def restore_stock(self, message: RestoreStockRequest) -> RestoreStockResponse:
         try:

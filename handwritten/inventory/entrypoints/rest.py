@@ -16,7 +16,12 @@ from uuid import UUID
 from fastapi import Request, Response
 from starlette.responses import JSONResponse
 
-from generated.models.inventory import CreateProductRequest, ProductPage, UpdateProductRequest
+from generated.models.inventory import (
+    CreateProductRequest,
+    ProductPage,
+    SetFaultFlagRequest,
+    UpdateProductRequest,
+)
 from generated.models.inventory import Product as ApiProduct
 from handwritten.inventory.domain.errors import (
     FieldViolation,
@@ -28,6 +33,7 @@ from handwritten.inventory.domain.money import format_price
 from handwritten.inventory.domain.products import Product, new_product, product_changes
 from handwritten.inventory.service_layer.catalogue import Catalogue
 from handwritten.runtime.auth import RequestAuthenticator
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.problems import ProblemError
 
 PRODUCTS_PATH = "/api/inventory/products"
@@ -40,6 +46,7 @@ class RestComponents:
 
     catalogue: Catalogue
     authenticator: RequestAuthenticator
+    faults: FaultFlagsApi
 
 
 def to_api(product: Product) -> ApiProduct:
@@ -153,3 +160,30 @@ class InventoryApi:
             return to_api(await self.components.catalogue.update(product_id, changes))
         except InventoryError as exc:
             raise to_problem(exc) from exc
+
+    # Saga fault flags (docs/fault-flags.md): admin only, checked by ``FaultFlagsApi``.
+
+    async def list_inventory_fault_flags(self, request: Request) -> Response:
+        return await self.components.faults.list(request)
+
+    async def set_inventory_fault_flag(
+        self, request: Request, *, body: SetFaultFlagRequest, point: str
+    ) -> Response:
+        return await self.components.faults.set(request, point=point, body=body)
+
+    async def clear_inventory_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        return await self.components.faults.clear(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
+        )

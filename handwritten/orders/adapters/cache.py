@@ -17,19 +17,19 @@ from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from handwritten.orders.domain.money import Money
 from handwritten.orders.domain.order import CancelReason, OrderLine, OrderStatus
 from handwritten.orders.domain.requests import ShippingAddress
 from handwritten.orders.service_layer.ports import OrderCache
 from handwritten.orders.service_layer.read_model import OrderView, PaymentStatus, ShippingStatus
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
 #: Bump the version when the cached shape changes: old entries are then ignored.
 KEY_PREFIX = "orders:order:v1:"
-_ERRORS = (RedisError, OSError)
+_ERRORS = REDIS_UNAVAILABLE
 
 
 def _key(order_id: UUID) -> str:

@@ -27,8 +27,11 @@ from handwritten.orders.domain.pricing import Availability, Quote, Shortage
 from handwritten.orders.domain.requests import RequestedLine
 from handwritten.orders.service_layer.ports import Inventory, InventoryUnavailableError
 from handwritten.runtime.context import current_correlation_id
+from handwritten.runtime.failures import grpclib_connection_closed
+from handwritten.runtime.grpc_client import ObservedChannel
 from handwritten.runtime.grpc_server import CORRELATION_METADATA
 from handwritten.runtime.logging import get_logger
+from handwritten.runtime.tracing.grpclib import instrument_channel
 
 log = get_logger(__name__)
 _TRANSPORT_ERRORS = (
@@ -46,7 +49,7 @@ def open_channel(target: str) -> Channel:
     host, separator, port = target.rpartition(":")
     if not separator or not host or not port.isdigit():
         raise ValueError(f"INVENTORY_GRPC_TARGET must be host:port, not {target!r}")
-    return Channel(host.strip("[]"), int(port))
+    return instrument_channel(ObservedChannel(host.strip("[]"), int(port), service="orders"))
 
 
 class GrpcInventory(Inventory):
@@ -74,6 +77,11 @@ class GrpcInventory(Inventory):
             raise InventoryUnavailableError(f"inventory answered {exc.status.name}") from exc
         except _TRANSPORT_ERRORS as exc:
             log.warning("inventory unreachable", error=repr(exc))
+            raise InventoryUnavailableError("inventory is unreachable") from exc
+        except AttributeError as exc:
+            if not grpclib_connection_closed(exc):
+                raise
+            log.warning("inventory connection closed under the call", error=repr(exc))
             raise InventoryUnavailableError("inventory is unreachable") from exc
         try:
             return Availability(

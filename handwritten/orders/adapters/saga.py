@@ -8,7 +8,9 @@ timeouts, retries, outcomes); this module only says what its names mean here:
 - ``payments.requested`` / ``payments.refund_requested`` → the command payloads
   (``sagaId`` correlates the replies; the refund names the payment when the saga
   saw it, else the payment service resolves the order's payment and voids it);
-- ``confirm_order`` → the aggregate's confirm, on the transition's transaction;
+- ``confirm_order`` → the aggregate's confirm, on the transition's transaction (a
+  fault point, docs/fault-flags.md: ``fail`` raises, so the step is retried as after
+  any error of its own);
 - the outcome of a saga that turns back → the aggregate's cancel with its reason.
 
 A step with no compensation whose action is ``CommitReservation`` (the pivot) is
@@ -46,6 +48,7 @@ from handwritten.orders.domain.order import CancelReason, Order, OrderStatus
 from handwritten.orders.service_layer.orders import OrdersService
 from handwritten.orders.service_layer.ports import OrderSagas, SagaStepView, SagaView
 from handwritten.runtime.context import current_correlation_id
+from handwritten.runtime.faults import FaultSwitchboard, InjectedFaultError, inject
 from handwritten.runtime.grpc_server import CORRELATION_METADATA
 from handwritten.runtime.saga import (
     CancelResult,
@@ -99,9 +102,11 @@ class CreateOrderSaga(OrderSagas):
         pool: asyncpg.Pool,
         inventory: Channel,
         compensation_alert_after: int = 5,
+        faults: FaultSwitchboard | None = None,
     ) -> None:
         self.definition = definition
         self._pool = pool
+        self._faults = faults or FaultSwitchboard.disabled("orders")
         self._inventory = InventoryServiceStub(inventory)
         self._service: OrdersService | None = None
         self._payment_steps = tuple(
@@ -298,12 +303,22 @@ class CreateOrderSaga(OrderSagas):
         if paid is None:
             raise SagaDefinitionError("confirm_order runs after a payment step succeeded")
         order_id = UUID(context.correlation_key)
-        changed = await self.service.confirm_on(
-            connection, order_id, payment_id=UUID(paid["paymentId"])
+
+        async def confirm() -> Mapping[str, Any]:
+            changed = await self.service.confirm_on(
+                connection, order_id, payment_id=UUID(paid["paymentId"])
+            )
+            if changed:
+                context.after_commit(lambda: self.service.invalidate(order_id))
+            return {"paymentId": paid["paymentId"]}
+
+        async def fail() -> Mapping[str, Any]:
+            raise InjectedFaultError("injected fault: the order cannot be confirmed now")
+
+        fault = await self._faults.check(
+            CONFIRM_ORDER, orderId=order_id, userId=context.data.get("userId")
         )
-        if changed:
-            context.after_commit(lambda: self.service.invalidate(order_id))
-        return {"paymentId": paid["paymentId"]}
+        return await inject(fault, confirm, fail=fail)
 
     async def _on_outcome(
         self,

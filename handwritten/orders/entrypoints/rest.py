@@ -20,7 +20,14 @@ import asyncpg
 from fastapi import Request, Response
 from starlette.responses import JSONResponse
 
-from generated.models.orders import CreateOrderRequest, OrderEvent, OrderEvents, OrderPage, Saga
+from generated.models.orders import (
+    CreateOrderRequest,
+    OrderEvent,
+    OrderEvents,
+    OrderPage,
+    Saga,
+    SetFaultFlagRequest,
+)
 from generated.models.orders import Order as ApiOrder
 from handwritten.orders.domain.errors import (
     InvalidOrderError,
@@ -34,6 +41,7 @@ from handwritten.orders.service_layer.orders import OrdersService, OutOfStock, P
 from handwritten.orders.service_layer.ports import InventoryUnavailableError
 from handwritten.orders.service_layer.read_model import OrderView
 from handwritten.runtime.auth import RequestAuthenticator
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.idempotency import Claim, IdempotencyStore, run_idempotent, stored
 from handwritten.runtime.jwt import AccessClaims
 from handwritten.runtime.problems import ProblemError
@@ -51,6 +59,7 @@ class RestComponents:
     service: OrdersService
     authenticator: RequestAuthenticator
     idempotency: IdempotencyStore
+    faults: FaultFlagsApi
 
 
 @dataclass(frozen=True)
@@ -289,6 +298,33 @@ class OrdersApi:
                     for step in saga.steps
                 ],
             }
+        )
+
+    # Saga fault flags (docs/fault-flags.md): admin only, checked by ``FaultFlagsApi``.
+
+    async def list_orders_fault_flags(self, request: Request) -> Response:
+        return await self.components.faults.list(request)
+
+    async def set_orders_fault_flag(
+        self, request: Request, *, body: SetFaultFlagRequest, point: str
+    ) -> Response:
+        return await self.components.faults.set(request, point=point, body=body)
+
+    async def clear_orders_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        return await self.components.faults.clear(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
         )
 
 

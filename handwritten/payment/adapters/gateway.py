@@ -1,7 +1,10 @@
 """A simulated payment gateway (DESIGN §4 test tokens) and a metrics decorator.
 
-Tokens: ``tok_visa`` is approved (except for a random ``failure_rate`` share,
-answered GATEWAY_ERROR, for chaos); ``tok_chargeDeclined`` is declined (DECLINED);
+Tokens: ``tok_visa`` is approved (except for a ``failure_rate`` share of orders,
+answered GATEWAY_ERROR, for chaos: which ones is decided by a hash of the
+idempotency key, the order id, so an order's fate is reproducible, survives a
+restart and can be predicted by a test: see ``failure_roll``);
+``tok_chargeDeclined`` is declined (DECLINED);
 ``tok_timeout`` never answers, so the client's timeout fires and the charge is in
 doubt (``NoAnswer``); any other token is INVALID_PAYMENT_METHOD.
 
@@ -13,6 +16,7 @@ external system, whose records are not ours to persist.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections import OrderedDict, defaultdict
@@ -49,6 +53,13 @@ class _Silence:
 
 
 SILENCE = _Silence()
+
+
+def failure_roll(key: str) -> float:
+    """The chaos roll of idempotency key ``key``, uniform in [0, 1): a charge fails
+    with GATEWAY_ERROR when it is below the failure rate (pure, stable across runs)."""
+    digest = hashlib.sha256(f"payment-failure:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def simulated_answer(
@@ -141,7 +152,7 @@ class SimulatedGateway(PaymentGateway):
             return Declined(FailureReason.DECLINED, "The payment was canceled.")
         answer = simulated_answer(
             token,
-            roll=self._rng.random(),
+            roll=failure_roll(key),
             failure_rate=self._failure_rate,
             transaction_id=f"sim_{self._rng.getrandbits(64):016x}",
         )

@@ -6,6 +6,13 @@ the reply in the outbox and the inbox mark commit together (a redelivery of the
 same event id is skipped by the inbox; a new event id for the same order is made
 harmless by the use case itself).
 
+Both commands are saga fault points (docs/fault-flags.md): ``fail`` charges through
+a gateway that errs (payments.failed, GATEWAY_ERROR); a refund has no failure reply,
+so ``fail``, like ``hang``, leaves the command unanswered (the saga's compensation
+times out and asks again) rather than stall the consumer for everyone; ``duplicate``
+handles the command twice in its transaction, so the reply goes out twice while the
+order is still charged (or refunded) once.
+
 ``ConsumerSupervisor`` keeps a runner going: if one stops on a handler that keeps
 failing (e.g. the database is down) or cannot reach Kafka, it starts a new one after
 a backoff; the failed record was not committed, so it is handled then, not lost.
@@ -20,10 +27,11 @@ from typing import Any
 
 import asyncpg
 
-from generated.events.registry import Event
+from generated.events.registry import PAYMENTS_REFUND_REQUESTED, PAYMENTS_REQUESTED, Event
 from generated.models.events import PaymentRefundRequestedPayload, PaymentRequestedPayload
 from generated.services.payment.events import PaymentEventHandlers, dispatch
 from handwritten.payment.adapters.events import OutboxPaymentReplies
+from handwritten.payment.adapters.faults import FailingGateway
 from handwritten.payment.adapters.postgres import PostgresPayments, PostgresUnitOfWork
 from handwritten.payment.domain.money import parse_amount
 from handwritten.payment.domain.payments import ChargeCommand, RefundCommand, effective_token
@@ -32,6 +40,7 @@ from handwritten.payment.service_layer.payments import PaymentService
 from handwritten.payment.service_layer.ports import Cause
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import ConsumerRunner, Handler
+from handwritten.runtime.faults import FaultSwitchboard
 from handwritten.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -44,8 +53,14 @@ def _cause(event: Event[Any]) -> Cause:
 class PaymentCommandHandlers(PaymentEventHandlers):
     """The generated handler protocol, for one event on one transaction's connection."""
 
-    def __init__(self, service: PaymentService, connection: asyncpg.Connection) -> None:
+    def __init__(
+        self,
+        service: PaymentService,
+        connection: asyncpg.Connection,
+        faults: FaultSwitchboard | None = None,
+    ) -> None:
         self._service = service
+        self._faults = faults or FaultSwitchboard.disabled("payment")
         self._uow = PostgresUnitOfWork(
             PostgresPayments(connection), OutboxPaymentReplies.on(connection)
         )
@@ -60,7 +75,19 @@ class PaymentCommandHandlers(PaymentEventHandlers):
             token=effective_token(payload.payment_method_token),
             requested_at=payload.requested_at,
         )
-        outcome = await self._service.request_payment(self._uow, command, _cause(event))
+        fault = await self._faults.check(
+            PAYMENTS_REQUESTED.topic, orderId=payload.order_id, userId=payload.user_id
+        )
+        if fault is not None and fault.mode == "hang":
+            log.warning("payment request left unanswered", order_id=str(command.order_id))
+            return
+        service = self._service
+        if fault is not None and fault.mode == "fail":
+            service = service.with_gateway(FailingGateway)
+        outcome = await service.request_payment(self._uow, command, _cause(event))
+        if fault is not None and fault.mode == "duplicate":
+            PAYMENTS.labels(outcome.value).inc()
+            outcome = await service.request_payment(self._uow, command, _cause(event))
         PAYMENTS.labels(outcome.value).inc()
         log.info("payment requested", order_id=str(command.order_id), outcome=outcome.value)
 
@@ -75,16 +102,23 @@ class PaymentCommandHandlers(PaymentEventHandlers):
             amount=parse_amount(payload.amount),
             reason=payload.reason.value,
         )
+        fault = await self._faults.check(PAYMENTS_REFUND_REQUESTED.topic, orderId=payload.order_id)
+        if fault is not None and fault.mode in ("fail", "hang"):
+            log.warning("refund request left unanswered", order_id=str(command.order_id))
+            return
         outcome = await self._service.request_refund(self._uow, command, _cause(event))
+        if fault is not None and fault.mode == "duplicate":
+            REFUNDS.labels(outcome.value).inc()
+            outcome = await self._service.request_refund(self._uow, command, _cause(event))
         REFUNDS.labels(outcome.value).inc()
         log.info("refund requested", order_id=str(command.order_id), outcome=outcome.value)
 
 
-def payment_handler(service: PaymentService) -> Handler:
+def payment_handler(service: PaymentService, faults: FaultSwitchboard | None = None) -> Handler:
     """The ``ConsumerRunner`` handler: dispatch the event on the runner's transaction."""
 
     async def handle(connection: asyncpg.Connection, event: Event[Any]) -> None:
-        await dispatch(PaymentCommandHandlers(service, connection), event)
+        await dispatch(PaymentCommandHandlers(service, connection, faults), event)
 
     return handle
 

@@ -16,10 +16,11 @@ from uuid import UUID
 from fastapi import Request, Response
 
 from generated.models.payment import Payment as ApiPayment
-from generated.models.payment import PaymentFailureReason, PaymentStatus
+from generated.models.payment import PaymentFailureReason, PaymentStatus, SetFaultFlagRequest
 from handwritten.payment.adapters.postgres import StoredPayment
 from handwritten.payment.domain.money import format_amount
 from handwritten.runtime.auth import RequestAuthenticator
+from handwritten.runtime.faults_api import FaultFlagsApi
 from handwritten.runtime.problems import ProblemError
 
 #: The payment of an order (``None`` if it has none), read outside any transaction.
@@ -32,6 +33,7 @@ class RestComponents:
 
     payment_of_order: PaymentOfOrder
     authenticator: RequestAuthenticator
+    faults: FaultFlagsApi
 
 
 def to_api(stored: StoredPayment) -> ApiPayment:
@@ -80,3 +82,30 @@ class PaymentApi:
         if stored is None:
             raise ProblemError(404, f"Order {order_id} has no payment.")
         return to_api(stored)
+
+    # Saga fault flags (docs/fault-flags.md): admin only (``authorize`` and ``FaultFlagsApi``).
+
+    async def list_payment_fault_flags(self, request: Request) -> Response:
+        return await self.components.faults.list(request)
+
+    async def set_payment_fault_flag(
+        self, request: Request, *, body: SetFaultFlagRequest, point: str
+    ) -> Response:
+        return await self.components.faults.set(request, point=point, body=body)
+
+    async def clear_payment_fault_flag(
+        self,
+        request: Request,
+        *,
+        point: str,
+        correlation_id: str | None,
+        order_id: UUID | None,
+        user_id: UUID | None,
+    ) -> Response:
+        return await self.components.faults.clear(
+            request,
+            point=point,
+            correlation_id=correlation_id,
+            order_id=order_id,
+            user_id=user_id,
+        )

@@ -101,6 +101,10 @@ class PaymentService:
         self._gateway = gateway
         self._new_id = new_id
 
+    def with_gateway(self, wrap: Callable[[PaymentGateway], PaymentGateway]) -> PaymentService:
+        """The same use cases over ``wrap(gateway)`` (a fault flag's failing gateway)."""
+        return PaymentService(wrap(self._gateway), new_id=self._new_id)
+
     async def request_payment(
         self, uow: UnitOfWork, command: ChargeCommand, cause: Cause
     ) -> RequestOutcome:

@@ -40,6 +40,7 @@ from handwritten.runtime.eventstore.store import (
 )
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.outbox.sender import OutboxSender
+from handwritten.runtime.tracing import current_traceparent, span
 
 log = get_logger(__name__)
 
@@ -176,6 +177,8 @@ class AggregateRepository(Generic[S]):
         if not decided:
             return CommandResult(aggregate_id, loaded.state, loaded.version, [], attempt)
         correlation_id = current_correlation_id()
+        # The span that decided the events: kept with them, and with their outbox rows.
+        traceparent = traceparent or current_traceparent()
         stored = await append(
             connection,
             self.spec.aggregate_type,
@@ -203,5 +206,13 @@ class AggregateRepository(Generic[S]):
         if snapshot_due(loaded.snapshot_sequence, after.version, self.snapshot_every):
             await save_snapshot(connection, take_snapshot(self.spec, after))
         if self._project is not None:
-            await self._project(connection, after, stored)
+            with span(
+                "projection update",
+                attributes={
+                    "projection.name": getattr(self._project, "__name__", "projection"),
+                    "aggregate.type": self.spec.aggregate_type,
+                    "aggregate.id": str(aggregate_id),
+                },
+            ):
+                await self._project(connection, after, stored)
         return CommandResult(aggregate_id, state, after.version, stored, attempt)

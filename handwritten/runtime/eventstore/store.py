@@ -22,6 +22,7 @@ import asyncpg
 from handwritten.runtime.db import migrate
 from handwritten.runtime.eventstore.aggregate import DomainEvent
 from handwritten.runtime.eventstore.upcasting import Upcasters
+from handwritten.runtime.tracing import span
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COMPONENT = "eventstore"
@@ -139,6 +140,25 @@ async def append(
         raise ValueError("expected_version is 0 or more")
     if not new_events:
         return []
+    with span(
+        "eventstore append",
+        attributes={
+            "aggregate.type": aggregate_type,
+            "aggregate.id": str(aggregate_id),
+            "eventstore.expected_version": expected_version,
+            "eventstore.event_count": len(new_events),
+        },
+    ):
+        return await _append(connection, aggregate_type, aggregate_id, expected_version, new_events)
+
+
+async def _append(
+    connection: asyncpg.Connection,
+    aggregate_type: str,
+    aggregate_id: uuid.UUID,
+    expected_version: int,
+    new_events: Sequence[NewEvent],
+) -> list[StoredEvent]:
     try:
         rows = await connection.fetch(
             """
@@ -194,15 +214,20 @@ async def load(
     upcasters: Upcasters | None = None,
 ) -> list[StoredEvent]:
     """The events of ``aggregate_id`` after ``after_sequence``, in sequence order."""
-    rows = await connection.fetch(
-        "SELECT id, aggregate_id, aggregate_type, sequence_number, event_type,"
-        " event_data::text AS event_data, metadata::text AS metadata, occurred_at"
-        " FROM events"
-        " WHERE aggregate_id = $1 AND sequence_number > $2 ORDER BY sequence_number",
-        aggregate_id,
-        after_sequence,
-    )
-    return [_stored(row, upcasters) for row in rows]
+    with span(
+        "eventstore load",
+        attributes={"aggregate.id": str(aggregate_id), "eventstore.after": after_sequence},
+    ) as current:
+        rows = await connection.fetch(
+            "SELECT id, aggregate_id, aggregate_type, sequence_number, event_type,"
+            " event_data::text AS event_data, metadata::text AS metadata, occurred_at"
+            " FROM events"
+            " WHERE aggregate_id = $1 AND sequence_number > $2 ORDER BY sequence_number",
+            aggregate_id,
+            after_sequence,
+        )
+        current.set_attribute("eventstore.event_count", len(rows))
+        return [_stored(row, upcasters) for row in rows]
 
 
 async def current_version(connection: asyncpg.Connection, aggregate_id: uuid.UUID) -> int:

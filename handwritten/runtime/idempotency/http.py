@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from handwritten.runtime.backoff import Backoff
+from handwritten.runtime.failures import connection_lost
 from handwritten.runtime.idempotency.store import (
     Claim,
     ClaimLostError,
@@ -37,6 +39,10 @@ REPLAYED_HEADER = "Idempotency-Replayed"
 REPLAYED_HEADERS = ("content-type", "location")
 #: Seconds a client is told to wait before retrying a request still in flight.
 IN_FLIGHT_RETRY_AFTER = "1"
+#: Tries to release a failed request's claim while the database connection is lost
+#: (about 3 s in all with the backoff below).
+RELEASE_ATTEMPTS = 5
+_RELEASE_BACKOFF = Backoff(initial=0.2, maximum=1.5)
 log = get_logger(__name__)
 
 #: The work of a request: gets the claim (to complete it inside its own transaction)
@@ -131,9 +137,24 @@ async def run_idempotent(
 async def _release(store: IdempotencyStore, claim: Claim) -> None:
     """Release the claim even while the request is being cancelled (client gone)."""
     try:
-        await asyncio.shield(store.release(claim))
+        await asyncio.shield(_release_retrying(store, claim))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         # Not fatal: the claim becomes stale and a retry takes it over later.
         log.warning("idempotency claim could not be released", key=claim.key, error=repr(exc))
+
+
+async def _release_retrying(store: IdempotencyStore, claim: Claim) -> None:
+    """``store.release``, again on a lost connection: a request usually fails because
+    the database went away, and a claim left in flight refuses every retry of the
+    request (409) until the in-flight timeout (found by tests/chaos: PostgreSQL
+    connections reset)."""
+    for attempt in range(1, RELEASE_ATTEMPTS + 1):
+        try:
+            await store.release(claim)
+            return
+        except Exception as exc:
+            if attempt == RELEASE_ATTEMPTS or not connection_lost(exc):
+                raise
+            await asyncio.sleep(_RELEASE_BACKOFF.delay(attempt - 1))

@@ -152,6 +152,9 @@ class OutboxRelay:
         Any other exception (a bug) propagates: the relay stops loudly rather than
         skipping rows.
         """
+        # A standby reports 0 from the start (not only after losing the lock), so the
+        # active count over the replicas of a service is the sum of their gauges.
+        self._set_active(False)
         while not self._stopping.is_set():
             try:
                 connection = await self._connect()

@@ -14,6 +14,11 @@ from generated.events.registry import EventSpec
 from handwritten.runtime.context import current_correlation_id
 from handwritten.runtime.db import migrate
 from handwritten.runtime.events import EventRecord, encode, new_headers
+from handwritten.runtime.tracing.propagation import (
+    TRACEPARENT,
+    TRACESTATE,
+    current_trace_headers,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 COMPONENT = "outbox"
@@ -32,8 +37,10 @@ class OutboxSender:
     Implements the generated ``EventSender`` protocol, so a service's typed
     ``<Service>EventPublisher`` can be built over it: the events then commit or roll
     back together with the state change, and the ``OutboxRelay`` publishes them.
-    Headers come from the current context (correlation id); ``traceparent`` is the
-    W3C trace context of the producing span, when tracing provides one.
+    Headers come from the current context (correlation id); ``traceparent`` /
+    ``tracestate`` are the W3C trace context of the span active when the event is
+    recorded (or the ``traceparent`` given), so the relay publishes it, later and
+    from another task, as part of the trace of the work that recorded it.
     """
 
     def __init__(
@@ -53,12 +60,14 @@ class OutboxSender:
         self, spec: EventSpec[Any], payload: BaseModel, *, causation_id: str | None = None
     ) -> uuid.UUID:
         """Add one event to the outbox and return its event id."""
+        trace_headers = current_trace_headers()
         headers = new_headers(
             spec,
             producer=self._service,
             correlation_id=current_correlation_id(),
             causation_id=causation_id,
-            traceparent=self._traceparent,
+            traceparent=self._traceparent or trace_headers.get(TRACEPARENT),
+            tracestate=None if self._traceparent else trace_headers.get(TRACESTATE),
         )
         await insert_record(self._connection, headers.event_id, encode(spec, payload, headers))
         return headers.event_id

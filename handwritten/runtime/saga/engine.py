@@ -43,6 +43,7 @@ import asyncpg
 from grpclib import GRPCError
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from h2.exceptions import H2Error
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from generated.events.registry import EVENTS_BY_TOPIC, Event
@@ -81,6 +82,18 @@ from handwritten.runtime.saga.machine import (
     TimeOut,
     Transition,
     Wait,
+)
+from handwritten.runtime.tracing import (
+    ORDER_ID,
+    SAGA_ID,
+    SAGA_NAME,
+    SAGA_STEP,
+    attribute_name,
+    bound_ids,
+    current_traceparent,
+    record_error,
+    resumed_span,
+    set_attributes,
 )
 
 log = get_logger(__name__)
@@ -291,6 +304,7 @@ class SagaEngine:
             record,
             saga_version=self.definition.version,
             trace_correlation_id=current_correlation_id(),
+            traceparent=current_traceparent(),
         )
         if not inserted:
             existing = await store.find(connection, self.name, correlation_key, lock=False)
@@ -397,7 +411,15 @@ class SagaEngine:
     # ------------------------------------------------------------------ worker
 
     async def run_one(self, pool: asyncpg.Pool) -> bool:
-        """Perform one transition of one due instance; False when none is due."""
+        """Perform one transition of one due instance; False when none is due.
+
+        The whole transition, the participant call included, runs with the saga's
+        correlation id and as one span of the trace that started the saga.
+        """
+        with contextlib.ExitStack() as scope:
+            return await self._run_one(pool, scope)
+
+    async def _run_one(self, pool: asyncpg.Pool, scope: contextlib.ExitStack) -> bool:
         done = _Done(self.name)
         call: _Call | None = None
         saga_id: uuid.UUID | None = None
@@ -407,11 +429,13 @@ class SagaEngine:
                 if stored is None:
                     return False
                 saga_id = stored.record.saga_id
-                with _correlated(stored.trace_correlation_id):
-                    call = await self._transition(connection, stored, done)
+                scope.enter_context(_correlated(stored.trace_correlation_id))
+                scope.enter_context(self._traced(stored))
+                call = await self._transition(connection, stored, done)
         except Exception as exc:
             if saga_id is None:
                 raise
+            record_error(exc)
             await self._transition_failed(pool, saga_id, exc)
             return True
         await self._after(done)
@@ -449,6 +473,42 @@ class SagaEngine:
             compensating=compensating,
         )
 
+    @contextlib.contextmanager
+    def _traced(self, stored: store.Stored) -> Iterator[None]:
+        """A span continuing the saga's trace; log lines get the saga (and order) id."""
+        record = stored.record
+        key_attribute = attribute_name(self.definition.correlation)
+        with (
+            resumed_span(
+                f"saga {self.name}",
+                stored.traceparent,
+                attributes={
+                    SAGA_NAME: self.name,
+                    SAGA_ID: str(record.saga_id),
+                    key_attribute: record.correlation_key,
+                },
+            ),
+            bound_ids(
+                saga_id=record.saga_id,
+                order_id=record.correlation_key if key_attribute == ORDER_ID else None,
+            ),
+        ):
+            yield
+
+    def _describe(self, move: machine.Move) -> None:
+        """Name the transition's span after what it does: ``saga step reserve_inventory``,
+        ``saga compensation reserve_inventory``, ``… reply``, ``… timeout``."""
+        if isinstance(move, Wait | BeginCompensation):
+            kind = "wait" if isinstance(move, Wait) else "begin compensation"
+            trace.get_current_span().update_name(f"saga {self.name} {kind}")
+            return
+        compensation = isinstance(move, Compensate) or getattr(move, "compensation", False)
+        step = self.definition.steps[move.index].name
+        suffix = {ApplyReply: " reply", TimeOut: " timeout", Abandon: " abandoned"}
+        phase = "compensation" if compensation else "step"
+        trace.get_current_span().update_name(f"saga {phase} {step}{suffix.get(type(move), '')}")
+        set_attributes({SAGA_STEP: step, "saga.phase": phase})
+
     def _check_shape(self, record: SagaRecord) -> None:
         names = tuple(step.name for step in record.steps)
         expected = tuple(step.name for step in self.definition.steps)
@@ -464,6 +524,7 @@ class SagaEngine:
         self._check_shape(record)
         now = await store.now(connection)
         move = machine.next_move(self.definition, record, now)
+        self._describe(move)
         kw: dict[str, Any] = {"undo": self.undo, "alert_after": self._alert_after}
         transition: Transition
         if isinstance(move, Wait):

@@ -37,7 +37,7 @@ CHANNEL = "microcommerce_saga"
 _INSTANCE_COLUMNS = (
     "saga_id, saga_type, saga_version, correlation_key, state, current_step,"
     " payload::text AS payload, outcome_status, outcome_reason, outcome_detail,"
-    " cancel_status, cancel_reason, trace_correlation_id, next_attempt_at, lease_id,"
+    " cancel_status, cancel_reason, trace_correlation_id, traceparent, next_attempt_at, lease_id,"
     " lease_until, transition_failures, last_error, created_at, updated_at, finished_at"
 )
 _STEP_COLUMNS = (
@@ -59,6 +59,8 @@ class Stored:
     record: SagaRecord
     saga_version: int
     trace_correlation_id: str
+    #: W3C traceparent of the span that started the saga (transitions continue it).
+    traceparent: str | None
     lease_id: UUID | None
     lease_until: datetime | None
     transition_failures: int
@@ -131,6 +133,7 @@ async def _stored(connection: asyncpg.Connection, row: asyncpg.Record | None) ->
         record=record,
         saga_version=row["saga_version"],
         trace_correlation_id=row["trace_correlation_id"],
+        traceparent=row["traceparent"],
         lease_id=row["lease_id"],
         lease_until=row["lease_until"],
         transition_failures=row["transition_failures"],
@@ -153,12 +156,13 @@ async def insert(
     *,
     saga_version: int,
     trace_correlation_id: str,
+    traceparent: str | None = None,
 ) -> bool:
     """Store a new instance and its steps, due now; False if the correlation key exists."""
     inserted = await connection.fetchval(
         "INSERT INTO saga_instances (saga_id, saga_type, saga_version, correlation_key, state,"
-        " current_step, payload, trace_correlation_id, next_attempt_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, clock_timestamp())"
+        " current_step, payload, trace_correlation_id, traceparent, next_attempt_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, clock_timestamp())"
         " ON CONFLICT (saga_type, correlation_key) DO NOTHING RETURNING true",
         record.saga_id,
         record.saga_type,
@@ -168,6 +172,7 @@ async def insert(
         record.current,
         json.dumps(record.data, separators=(",", ":")),
         trace_correlation_id,
+        traceparent,
     )
     if inserted is not True:
         return False

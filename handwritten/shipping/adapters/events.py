@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+
+from opentelemetry import trace
 
 from generated.models.events import (
     ShipmentScheduledPayload,
@@ -12,25 +14,36 @@ from generated.models.events import (
 from generated.models.events import ShipmentStatus as EventShipmentStatus
 from generated.services.shipping.events import ShippingEventPublisher
 from handwritten.runtime.context import correlation_id
+from handwritten.runtime.tracing import ORDER_ID, bound_ids, resumed_span
 from handwritten.shipping.domain.shipments import Shipment
 from handwritten.shipping.service_layer.ports import ShipmentEvents
 
 
 @contextmanager
 def _correlated(shipment: Shipment) -> Iterator[None]:
-    """Run with the shipment's saga correlation id when nothing set one.
+    """Run in the order's context when nothing set one: its saga correlation id, and
+    a span continuing the order's trace from where the shipment was scheduled.
 
-    A consumed event already set the context (the runner does); the progression
-    job has none, and its updates should still join the order's story.
+    A consumed event already set both (the runner does); the progression job has
+    neither, and its updates should still join the order's story (logs and trace).
     """
-    if correlation_id.get() is not None or shipment.correlation_id is None:
+    with ExitStack() as scope:
+        if correlation_id.get() is None and shipment.correlation_id is not None:
+            scope.callback(correlation_id.reset, correlation_id.set(shipment.correlation_id))
+        if not trace.get_current_span().get_span_context().is_valid:
+            scope.enter_context(
+                resumed_span(
+                    f"shipment {shipment.status.value.lower()}",
+                    shipment.traceparent,
+                    attributes={
+                        ORDER_ID: str(shipment.order_id),
+                        "shipment.id": str(shipment.shipment_id),
+                        "shipment.status": shipment.status.value,
+                    },
+                )
+            )
+            scope.enter_context(bound_ids(order_id=shipment.order_id))
         yield
-        return
-    token = correlation_id.set(shipment.correlation_id)
-    try:
-        yield
-    finally:
-        correlation_id.reset(token)
 
 
 class PublishedShipmentEvents(ShipmentEvents):

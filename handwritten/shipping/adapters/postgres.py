@@ -29,7 +29,7 @@ _TRACKING_CODE_CONSTRAINT = "shipments_tracking_code_key"
 _COLUMNS = (
     "shipment_id, order_id, user_id, tracking_code, status, destination_city,"
     " destination_state, estimated_delivery_date, delivered_at, correlation_id,"
-    " created_at, updated_at"
+    " traceparent, created_at, updated_at"
 )
 
 
@@ -47,6 +47,7 @@ def _shipment(row: asyncpg.Record, history: Sequence[StatusChange]) -> Shipment:
         updated_at=row["updated_at"],
         delivered_at=row["delivered_at"],
         correlation_id=row["correlation_id"],
+        traceparent=row["traceparent"],
     )
 
 
@@ -91,8 +92,8 @@ class PostgresShipments(ShipmentRepository):
                 await self._db.execute(
                     "INSERT INTO shipments (shipment_id, order_id, user_id, tracking_code,"
                     " status, destination_city, destination_state, estimated_delivery_date,"
-                    " delivered_at, correlation_id, created_at, updated_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    " delivered_at, correlation_id, traceparent, created_at, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     shipment.shipment_id,
                     shipment.order_id,
                     shipment.user_id,
@@ -103,6 +104,7 @@ class PostgresShipments(ShipmentRepository):
                     shipment.estimated_delivery_date,
                     shipment.delivered_at,
                     shipment.correlation_id,
+                    shipment.traceparent,
                     shipment.created_at,
                     shipment.updated_at,
                 )

@@ -86,6 +86,9 @@ class Shipment:
     #: Correlation id of the order's saga: timer-driven updates carry it on, so the
     #: whole life of the order stays one story in logs and traces.
     correlation_id: str | None = None
+    #: W3C traceparent of the span that scheduled it: the timer-driven changes
+    #: continue the order's trace from there.
+    traceparent: str | None = None
 
     @property
     def latest(self) -> StatusChange:
@@ -132,6 +135,7 @@ def schedule(
     tracking_code: str,
     at: dt.datetime,
     correlation_id: str | None = None,
+    traceparent: str | None = None,
 ) -> Shipment:
     """A new SCHEDULED shipment waiting at the distribution center."""
     if at.tzinfo is None:
@@ -149,6 +153,7 @@ def schedule(
         created_at=at,
         updated_at=at,
         correlation_id=correlation_id,
+        traceparent=traceparent,
     )
 
 

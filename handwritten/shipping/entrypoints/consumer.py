@@ -21,6 +21,7 @@ from generated.services.shipping.events import ShippingEventHandlers, dispatch
 from handwritten.runtime.backoff import Backoff
 from handwritten.runtime.consumer import Handler
 from handwritten.runtime.logging import get_logger
+from handwritten.runtime.tracing import current_traceparent
 from handwritten.shipping.domain.route import Destination
 from handwritten.shipping.domain.shipments import CancelDecision, ScheduleDecision
 from handwritten.shipping.service_layer.ports import UnitOfWork
@@ -51,6 +52,8 @@ class OrderEventHandlers(ShippingEventHandlers):
                 user_id=order.user_id,
                 destination=Destination(order.shipping_address.city, order.shipping_address.state),
                 correlation_id=event.headers.correlation_id,
+                # This event's processing span: where the delivery spans hang.
+                traceparent=current_traceparent(),
             ),
         )
         if result.decision is ScheduleDecision.SCHEDULE:

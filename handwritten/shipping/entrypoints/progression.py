@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from handwritten.runtime.context import correlation_id
 from handwritten.runtime.logging import get_logger
+from handwritten.runtime.tracing import attached
 from handwritten.shipping.service_layer.ports import UnitOfWorkFactory
 from handwritten.shipping.service_layer.shipping import advance_due
 
@@ -47,12 +49,18 @@ class ProgressionJob:
         async with self._uow() as uow:
             moved = await advance_due(uow, step_seconds=self._step_seconds, limit=self._batch_size)
         for shipment in moved:
-            log.info(
-                "shipment advanced",
-                order_id=str(shipment.order_id),
-                tracking_code=shipment.tracking_code,
-                status=shipment.status.value,
-            )
+            # Logged in the order's context (correlation id, trace), as its events were.
+            token = correlation_id.set(shipment.correlation_id)
+            try:
+                with attached(shipment.traceparent):
+                    log.info(
+                        "shipment advanced",
+                        order_id=str(shipment.order_id),
+                        tracking_code=shipment.tracking_code,
+                        status=shipment.status.value,
+                    )
+            finally:
+                correlation_id.reset(token)
         return len(moved)
 
     async def run(self) -> None:

@@ -40,6 +40,8 @@ class ConfirmedOrder:
     user_id: uuid.UUID
     destination: Destination
     correlation_id: str | None = None
+    #: The trace context the shipment's later (timer-driven) changes continue.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ async def schedule_shipment(
             tracking_code=tracking_codes(),
             at=at,
             correlation_id=order.correlation_id,
+            traceparent=order.traceparent,
         )
         try:
             await uow.shipments.add(shipment)

@@ -24,6 +24,9 @@ FAST: dict[str, Any] = {
     "argon2_memory_cost_kib": 1024,
     "argon2_parallelism": 1,
     "key_cache_seconds": 0.0,
+    # The in-process client's peer address plays the gateway: its X-Forwarded-For
+    # (each test's own client address) is believed.
+    "trusted_proxies": "192.0.2.10/32",
 }
 PASSWORD = "Tr0ub4dor&3x-42"
 PROBLEM_JSON = "application/problem+json"

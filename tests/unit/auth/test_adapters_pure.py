@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from handwritten.auth.adapters.client_ip import client_address
+from handwritten.auth.adapters.client_ip import client_address, parse_networks
 from handwritten.auth.adapters.keystore import (
     KeyDecryptionError,
     KeyEncryptor,
@@ -32,6 +34,38 @@ from handwritten.auth.adapters.passwords import Argon2PasswordHasher
 )
 def test_client_address(forwarded: str | None, peer: str | None, hops: int, expected: str) -> None:
     assert client_address(forwarded, peer, trusted_hops=hops) == expected
+
+
+GATEWAY_ONLY = parse_networks("127.0.0.1/32, 10.0.0.0/8")
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "peer", "expected"),
+    [
+        # The gateway (a trusted peer) appended the client's address: believed.
+        ("203.0.113.7", "127.0.0.1", "203.0.113.7"),
+        ("203.0.113.7", "10.4.0.2", "203.0.113.7"),
+        # A client reaching the service directly cannot choose its address.
+        ("203.0.113.7", "127.0.0.2", "127.0.0.2"),
+        ("203.0.113.7", "198.51.100.9", "198.51.100.9"),
+        ("203.0.113.7", None, "unknown"),
+        ("203.0.113.7", "not-an-address", "not-an-address"),
+    ],
+)
+def test_forwarded_for_is_believed_only_from_trusted_proxies(
+    forwarded: str, peer: str | None, expected: str
+) -> None:
+    found = client_address(forwarded, peer, trusted_hops=1, trusted_proxies=GATEWAY_ONLY)
+    assert found == expected
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    assert parse_networks(" ::1/128 ,, 192.168.1.7") == (
+        ipaddress.ip_network("::1/128"),
+        ipaddress.ip_network("192.168.1.7/32"),
+    )
+    with pytest.raises(ValueError, match="gateway"):
+        parse_networks("127.0.0.1, gateway")
 
 
 def test_private_keys_are_sealed_and_bound_to_their_kid() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from handwritten.auth.settings import DEV_KEY_ENCRYPTION_SECRET, AuthSettings
@@ -22,6 +24,11 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.key_rotation_seconds == 30 * 24 * 3600
     assert settings.auth_key_encryption_secret.get_secret_value() == DEV_KEY_ENCRYPTION_SECRET
     assert settings.trusted_proxy_hops == 1
+    # X-Forwarded-For only from the local gateway's address or private networks.
+    assert settings.trusted_proxy_networks()[0] == ipaddress.ip_network("127.0.0.1/32")
+    assert not any(
+        ipaddress.ip_address("203.0.113.7") in net for net in settings.trusted_proxy_networks()
+    )
     # argon2id: RFC 9106's second recommended option (t=3, 64 MiB, p=4).
     assert (
         settings.argon2_time_cost,

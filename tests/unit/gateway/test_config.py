@@ -46,6 +46,7 @@ def test_the_generated_kong_yml(document: dict[str, Any]) -> None:
         "graphql",
         "inventory-read",
         "inventory-write",
+        "inventory-admin",
         "orders",
         "payments",
         "shipping",

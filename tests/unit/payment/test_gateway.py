@@ -11,6 +11,7 @@ from handwritten.payment.adapters.gateway import (
     SILENCE,
     InstrumentedGateway,
     SimulatedGateway,
+    failure_roll,
     simulated_answer,
 )
 from handwritten.payment.domain.payments import Approved, Declined, FailureReason, NoAnswer
@@ -113,6 +114,28 @@ async def test_a_full_chaos_rate_fails_every_visa_charge() -> None:
     simulated = gateway(failure_rate=1.0)
     answer = await simulated.charge("order-1", AMOUNT, "tok_visa")
     assert isinstance(answer, Declined) and answer.reason is FailureReason.GATEWAY_ERROR
+
+
+def test_the_chaos_roll_is_a_stable_uniform_share_of_order_ids() -> None:
+    keys = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(2000)]
+    rolls = [failure_roll(key) for key in keys]
+    assert rolls == [failure_roll(key) for key in keys]
+    assert all(0.0 <= roll < 1.0 for roll in rolls)
+    share = sum(roll < 0.3 for roll in rolls) / len(rolls)
+    assert 0.25 < share < 0.35, share
+
+
+async def test_which_orders_fail_depends_on_the_order_not_on_the_instance() -> None:
+    keys = [f"order-{i}" for i in range(40)]
+    fates = []
+    for seed in (1, 2):
+        simulated = SimulatedGateway(
+            delay_seconds=0.0, timeout_seconds=0.05, failure_rate=0.5, rng=random.Random(seed)
+        )
+        answers = [await simulated.charge(k, AMOUNT, "tok_visa") for k in keys]
+        fates.append([isinstance(answer, Declined) for answer in answers])
+    assert fates[0] == fates[1] == [failure_roll(k) < 0.5 for k in keys]
+    assert 0 < sum(fates[0]) < len(keys)
 
 
 def test_the_chaos_rate_is_a_probability() -> None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -31,7 +33,8 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from handwritten.bff.domain.errors import BffError
 from handwritten.bff.entrypoints.graphql import mobile, web
@@ -55,6 +58,37 @@ class BffSchema(strawberry.Schema):
     Strawberry logs every error with its stack trace; NOT_FOUND or an unavailable
     downstream are normal answers here (the client gets them in ``errors``).
     """
+
+    async def run(
+        self,
+        query: str,
+        *,
+        variables: dict[str, Any] | None,
+        context: Any,
+        operation_name: str | None,
+    ) -> ExecutionResult:
+        """``execute``, with the request errors strawberry leaves to its own HTTP views
+        (no operation to run: an unknown ``operationName``, a document without any)
+        answered as GraphQL errors, like every other error in the document, instead of
+        escaping as a 500."""
+        try:
+            return await self.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+            )
+        except CannotGetOperationTypeError:
+            message = (
+                f'Unknown operation named "{operation_name}".'
+                if operation_name is not None
+                else "The document has no operation to run."
+            )
+        except InvalidOperationTypeError as error:
+            message = f"{error.operation_type.value} operations are not supported."
+        except MissingQueryError:
+            message = "The request has no GraphQL document."
+        return ExecutionResult(data=None, errors=[GraphQLError(message)])
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

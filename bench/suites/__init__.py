@@ -1,0 +1,1 @@
+"""The benchmark suites, each a module with ``run(ctx) -> SuiteResult``."""

@@ -1,0 +1,39 @@
+"""The ndjson report of a contract run: one JSON object per test phase outcome."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+#: Schemathesis' failure text (checks, curl, response) is long but bounded; keep it whole.
+MAX_DETAILS = 200_000
+
+
+class NdjsonReport:
+    """Appends ``{"test", "phase", "outcome", "duration", "details"}`` lines to a file
+    (started afresh by each run)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def record(self, report: pytest.TestReport) -> None:
+        # Setup and teardown only matter when they fail; the call always counts.
+        if report.when != "call" and report.passed:
+            return
+        line = {
+            "test": report.nodeid,
+            "phase": report.when,
+            "outcome": report.outcome,
+            "duration": round(report.duration, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "details": report.longreprtext[:MAX_DETAILS] if report.failed else None,
+        }
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
