@@ -30,42 +30,76 @@ A participant calls ``check`` at the exact place it performs the operation::
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from generated.sagas.fault_points import FAULT_POINTS
 from generated.sagas.types import FaultMode, FaultPoint
 from handwritten.runtime.context import correlation_id
+from handwritten.runtime.failures import REDIS_UNAVAILABLE
+from handwritten.runtime.fault_flags import (
+    CORRELATION_ID,
+    DEFAULT_TTL_SECONDS,
+    MAX_TIMES,
+    MAX_TTL_SECONDS,
+    MODES,
+    FaultFlag,
+    FaultFlagError,
+    Source,
+    applicable,
+    match_key,
+    new_flag,
+    parse_env_flags,
+)
+from handwritten.runtime.fault_store import KEY_PREFIX, RedisFaultStore, StoredFlag
 from handwritten.runtime.logging import get_logger
 from handwritten.runtime.metrics import REGISTRY
 from handwritten.runtime.settings import ServiceSettings
 
+__all__ = [
+    "CORRELATION_ID",
+    "DEFAULT_TTL_SECONDS",
+    "KEY_PREFIX",
+    "MAX_TIMES",
+    "MAX_TTL_SECONDS",
+    "MODES",
+    "STORE_ERRORS",
+    "STORE_RETRY_SECONDS",
+    "Fault",
+    "FaultFlag",
+    "FaultFlagError",
+    "FaultSwitchboard",
+    "InjectedFaultError",
+    "RedisFaultStore",
+    "Source",
+    "StoredFlag",
+    "applicable",
+    "flag_json",
+    "hang_seconds",
+    "inject",
+    "match_key",
+    "new_flag",
+    "open_switchboard",
+    "parse_env_flags",
+    "point_json",
+]
+
 log = get_logger(__name__)
 
-MODES: tuple[FaultMode, ...] = get_args(FaultMode)
-#: The match key every participant knows: the correlation id the saga inherited.
-CORRELATION_ID = "correlationId"
-DEFAULT_TTL_SECONDS = 600
-MAX_TTL_SECONDS = 86_400
-MAX_TIMES = 1000
-KEY_PREFIX = "mc:faults:"
-#: A hang lasts the step's timeout plus this much at least (and twice the timeout at most).
+#: A hang lasts twice the step's timeout, and at least this much past it.
 MIN_HANG_MARGIN_MS = 1000
-_FIRED = "#fired"
 #: After the store failed, calls inject nothing from it (and do not wait on it) this long.
 STORE_RETRY_SECONDS = 5.0
-STORE_ERRORS = (RedisError, OSError, TimeoutError)
+#: REDIS_UNAVAILABLE also covers uvloop's RuntimeError on a reset connection (tests/chaos).
+STORE_ERRORS = REDIS_UNAVAILABLE
 
-Source = Literal["api", "env"]
 T = TypeVar("T")
 
 FAULTS_INJECTED = Counter(
@@ -76,163 +110,8 @@ FAULTS_INJECTED = Counter(
 )
 
 
-class FaultFlagError(ValueError):
-    """A flag that cannot be set; ``problems`` are ``(field, message)`` pairs."""
-
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems))
-
-
 class InjectedFaultError(RuntimeError):
     """Raised by a participant's ``fail`` where a real failure is an exception."""
-
-
-def match_key(match: Mapping[str, str]) -> str:
-    """The id of a flag among its point's flags: its match, canonical (``*`` if none)."""
-    return "&".join(f"{key}={value}" for key, value in sorted(match.items())) or "*"
-
-
-@dataclass(frozen=True)
-class FaultFlag:
-    """One switched-on mode at one point, possibly scoped, limited and expiring."""
-
-    point: str
-    mode: FaultMode
-    match: tuple[tuple[str, str], ...] = ()
-    times: int | None = None
-    #: Epoch seconds; ``None`` for a flag from MC_FAULTS (lives as long as the process).
-    expires_at: float | None = None
-    source: Source = "api"
-
-    @property
-    def key(self) -> str:
-        return match_key(dict(self.match))
-
-    def matches(self, subject: Mapping[str, str]) -> bool:
-        """Whether a call described by ``subject`` is in this flag's scope."""
-        return all(subject.get(key) == value for key, value in self.match)
-
-    def expired(self, now: float) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "point": self.point,
-                "mode": self.mode,
-                "match": dict(self.match),
-                "times": self.times,
-                "expiresAt": self.expires_at,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> FaultFlag:
-        data = json.loads(text)
-        mode = data["mode"]
-        if mode not in MODES:
-            raise ValueError(f"unknown fault mode {mode!r}")
-        return cls(
-            point=str(data["point"]),
-            mode=cast(FaultMode, mode),
-            match=tuple(sorted((str(k), str(v)) for k, v in dict(data["match"]).items())),
-            times=None if data.get("times") is None else int(data["times"]),
-            expires_at=None if data.get("expiresAt") is None else float(data["expiresAt"]),
-        )
-
-
-def new_flag(
-    points: Mapping[str, FaultPoint],
-    point: str,
-    mode: str,
-    match: Mapping[str, str] | None = None,
-    *,
-    times: int | None = None,
-    ttl_seconds: int | None = DEFAULT_TTL_SECONDS,
-    now: float,
-    source: Source = "api",
-) -> FaultFlag:
-    """A validated flag; ``FaultFlagError`` names every problem (unknown point with the
-    valid ones, a mode or match key the point does not offer, bad bounds)."""
-    problems: list[tuple[str, str]] = []
-    match = dict(match or {})
-    fault_point = points.get(point)
-    if fault_point is None:
-        valid = ", ".join(sorted(points)) or "none"
-        problems.append(("point", f"unknown fault point {point!r}; valid points: {valid}"))
-    else:
-        if mode not in fault_point.modes:
-            allowed = ", ".join(fault_point.modes)
-            problems.append(("mode", f"{point} offers the modes {allowed}, not {mode!r}"))
-        unknown = sorted(set(match) - set(fault_point.match_keys))
-        if unknown:
-            keys = ", ".join(fault_point.match_keys)
-            problems.append(
-                ("match", f"{point} can match on {keys} only, not {', '.join(unknown)}")
-            )
-    if fault_point is None and mode not in MODES:
-        problems.append(("mode", f"unknown fault mode {mode!r}; modes: {', '.join(MODES)}"))
-    problems.extend(
-        (f"match.{key}", "must not be empty") for key, value in match.items() if not value
-    )
-    if times is not None and not 1 <= times <= MAX_TIMES:
-        problems.append(("times", f"must be between 1 and {MAX_TIMES}"))
-    if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
-        problems.append(("ttlSeconds", f"must be between 1 and {MAX_TTL_SECONDS}"))
-    if problems:
-        raise FaultFlagError(problems)
-    return FaultFlag(
-        point=point,
-        mode=cast(FaultMode, mode),
-        match=tuple(sorted(match.items())),
-        times=times,
-        expires_at=None if ttl_seconds is None else now + ttl_seconds,
-        source=source,
-    )
-
-
-def parse_env_flags(
-    text: str, points: Mapping[str, FaultPoint] = FAULT_POINTS
-) -> tuple[FaultFlag, ...]:
-    """``MC_FAULTS``: ``"<point>=<mode>,<point>=<mode>"`` (blank: none); every call, no expiry.
-
-    A typo must not silently do nothing: an unknown point or mode, a part without
-    ``=`` or a point given twice raise ``FaultFlagError``.
-    """
-    flags: list[FaultFlag] = []
-    problems: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for index, part in enumerate(p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        point, separator, mode = (s.strip() for s in part.partition("="))
-        where = f"MC_FAULTS[{index}]"
-        if not separator or not point or not mode:
-            problems.append((where, f"{part!r} is not <point>=<mode>"))
-            continue
-        if point in seen:
-            problems.append((where, f"{point} is given twice"))
-            continue
-        seen.add(point)
-        try:
-            flags.append(new_flag(points, point, mode, ttl_seconds=None, now=0.0, source="env"))
-        except FaultFlagError as exc:
-            problems.extend((f"{where}.{name}", message) for name, message in exc.problems)
-    if problems:
-        raise FaultFlagError(problems)
-    return tuple(flags)
-
-
-def applicable(
-    flags: Iterable[FaultFlag], subject: Mapping[str, str], now: float
-) -> list[FaultFlag]:
-    """The live flags in scope of a call, most specific first (more match keys), a flag
-    from the endpoint before one from MC_FAULTS, then by match."""
-    live = [flag for flag in flags if not flag.expired(now) and flag.matches(subject)]
-    return sorted(live, key=lambda flag: (-len(flag.match), flag.source != "api", flag.key))
 
 
 def hang_seconds(point: FaultPoint) -> float:
@@ -282,99 +161,6 @@ async def inject(
         return await effect()
     await effect()
     return await effect()
-
-
-# ------------------------------------------------------------------------ storage
-
-
-@dataclass(frozen=True)
-class StoredFlag:
-    """A flag with how many times it fired so far."""
-
-    flag: FaultFlag
-    fired: int
-
-
-#: Put a flag (resetting its count) and keep the point's hash alive as long as its
-#: longest-lived flag: ARGV = field, flag JSON, expiry in ms since the epoch, now in ms.
-_PUT = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[1], ARGV[1] .. '#fired')
-local wanted = tonumber(ARGV[3]) - tonumber(ARGV[4])
-if redis.call('PTTL', KEYS[1]) < wanted then redis.call('PEXPIRE', KEYS[1], wanted) end
-return 1
-"""
-#: Count a firing of a flag that still exists (-1 if it was removed meanwhile); a flag
-#: limited to ARGV[2] times is removed by its last firing.
-_FIRE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-local fired = redis.call('HINCRBY', KEYS[1], ARGV[1] .. '#fired', 1)
-local times = tonumber(ARGV[2])
-if times > 0 and fired >= times then redis.call('HDEL', KEYS[1], ARGV[1], ARGV[1] .. '#fired') end
-return fired
-"""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class RedisFaultStore:
-    """Flags in Redis: one hash per point (``mc:faults:<point>``), one field per match.
-
-    A field holds the flag as JSON, ``<match>#fired`` its count. The hash expires with
-    its longest-lived flag; shorter-lived flags are skipped once expired and removed
-    when the point is next written.
-    """
-
-    def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
-        self._redis = redis
-        self._prefix = prefix
-
-    def _key(self, point: str) -> str:
-        return f"{self._prefix}{point}"
-
-    async def flags(self, point: str) -> list[StoredFlag]:
-        raw = await self._redis.hgetall(self._key(point))
-        fields = {_text(name): _text(value) for name, value in raw.items()}
-        counts = {
-            name.removesuffix(_FIRED): int(value)
-            for name, value in fields.items()
-            if name.endswith(_FIRED)
-        }
-        stored = []
-        for text, value in fields.items():
-            if text.endswith(_FIRED):
-                continue
-            try:
-                flag = FaultFlag.from_json(value)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "unreadable fault flag ignored", point=point, field=text, error=str(exc)
-                )
-                continue
-            stored.append(StoredFlag(flag, counts.get(text, 0)))
-        return stored
-
-    async def put(self, flag: FaultFlag, now: float) -> None:
-        if flag.expires_at is None:
-            raise ValueError("a stored fault flag needs an expiry")
-        key = self._key(flag.point)
-        expired = [s.flag.key for s in await self.flags(flag.point) if s.flag.expired(now)]
-        if expired:
-            await self._redis.hdel(key, *expired, *(f"{k}{_FIRED}" for k in expired))
-        await self._redis.eval(
-            _PUT, 1, key, flag.key, flag.to_json(), int(flag.expires_at * 1000), int(now * 1000)
-        )
-
-    async def remove(self, point: str, key: str) -> bool:
-        removed = await self._redis.hdel(self._key(point), key, f"{key}{_FIRED}")
-        return int(removed) > 0
-
-    async def fire(self, flag: FaultFlag) -> int:
-        """Count a firing; the new count, or -1 when the flag no longer exists."""
-        fired = await self._redis.eval(_FIRE, 1, self._key(flag.point), flag.key, flag.times or 0)
-        return int(fired)
 
 
 # --------------------------------------------------------------------- switchboard
