@@ -298,6 +298,9 @@ def test_handler_protocol_matches_operations(orders_api: ModuleType) -> None:
         "cancel_order",
         "get_order_events",
         "get_order_saga",
+        "list_orders_fault_flags",
+        "set_orders_fault_flag",
+        "clear_orders_fault_flag",
     ]
 
 
