@@ -89,7 +89,7 @@ CHAOS_DURATION ?= 30
 chaos: venv infra-up ## Chaos: every fault scenario at scale and the long soak (CHAOS_ORDERS, CHAOS_DURATION)
 	$(SERVICES) up
 	CHAOS_ORDERS=$(CHAOS_ORDERS) CHAOS_DURATION=$(CHAOS_DURATION) \
-	  $(PY) -m pytest tests/chaos tests/chaos/soak.py -o timeout=3600 $(PYTEST_ARGS)
+	  $(PY) -m pytest tests/chaos/test_*.py tests/chaos/soak.py -o timeout=3600 $(PYTEST_ARGS)
 
 # Load generator: arrivals per second and seconds of traffic (LOAD_ARGS: --mix, --tokens, --users…).
 RATE ?= 5

@@ -107,9 +107,16 @@ class RegisterRequest(BaseModel):
     """
     10 to 128 characters with at least three of lower-case letters, upper-case letters, digits and symbols; must not contain the part of the e-mail before the `@` nor be a commonly used password (422).
     """
-    name: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")]
+    name: Annotated[
+        str,
+        Field(
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1F\\x7F]*[^\\x00-\\x20\\x7F\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x1F\\x7F]*$",
+        ),
+    ]
     """
-    Display name.
+    Display name: no control characters, and not blank (at least one character that is not white space; 422 otherwise).
     """
 
 

@@ -16,7 +16,17 @@ class CreateProductRequest(BaseModel):
         extra="forbid",
         populate_by_name=True,
     )
-    name: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")]
+    name: Annotated[
+        str,
+        Field(
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1F\\x7F]*[^\\x00-\\x20\\x7F\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x1F\\x7F]*$",
+        ),
+    ]
+    """
+    No control characters, and not blank: at least one character that is not white space (422 otherwise).
+    """
     description: Annotated[
         str,
         Field(max_length=2000, min_length=0, pattern="^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"),
@@ -277,8 +287,17 @@ class UpdateProductRequest(BaseModel):
         populate_by_name=True,
     )
     name: Annotated[
-        str | None, NotNull, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1F\\x7F]+$")
+        str | None,
+        NotNull,
+        Field(
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1F\\x7F]*[^\\x00-\\x20\\x7F\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x1F\\x7F]*$",
+        ),
     ] = None
+    """
+    No control characters, and not blank: at least one character that is not white space (422 otherwise).
+    """
     description: Annotated[
         str | None,
         NotNull,

@@ -13,6 +13,7 @@ from handwritten.runtime.jwt import (
     AccessClaims,
     InvalidTokenError,
     KeySource,
+    KeysUnavailableError,
     bearer_token,
     verify_access_token,
 )
@@ -21,10 +22,13 @@ from handwritten.runtime.problems import ProblemError
 
 log = get_logger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="microcommerce"'}
+#: Seconds a client is told to wait when the signing keys cannot be fetched.
+KEYS_RETRY_AFTER = "2"
 
 
 class RequestAuthenticator:
-    """Turns a request's bearer token into verified claims, or a 401/403 problem."""
+    """Turns a request's bearer token into verified claims, or a 401/403 problem (503
+    while the signing keys cannot be fetched: the token may well be valid)."""
 
     def __init__(self, jwks: KeySource, *, issuer: str, audience: str) -> None:
         self._jwks = jwks
@@ -38,6 +42,15 @@ class RequestAuthenticator:
             claims = await verify_access_token(
                 token, self._jwks, issuer=self._issuer, audience=self._audience
             )
+        except KeysUnavailableError as exc:
+            # E.g. a service restarted while auth is down: the token may be perfectly
+            # valid, so no 401 (clients would drop it); retry once keys can be fetched.
+            log.warning("token not verifiable now", reason=str(exc))
+            raise ProblemError(
+                503,
+                "The token cannot be verified right now; retry shortly.",
+                headers={"Retry-After": KEYS_RETRY_AFTER},
+            ) from exc
         except InvalidTokenError as exc:
             log.info("token rejected", reason=str(exc))
             raise ProblemError(

@@ -27,6 +27,11 @@ class InvalidTokenError(Exception):
     """The bearer token is missing, malformed, badly signed or not valid now."""
 
 
+class KeysUnavailableError(InvalidTokenError):
+    """The JWKS could not be fetched and no key is cached: the token cannot be checked
+    now, which says nothing about the token (a service answers 503, not 401)."""
+
+
 class UnknownKeyError(InvalidTokenError):
     """No JWKS key has the token's ``kid`` (even after refetching)."""
 
@@ -122,7 +127,7 @@ class JwksClient:
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             if not self._keys:
-                raise InvalidTokenError(f"JWKS unavailable: {exc}") from exc
+                raise KeysUnavailableError(f"JWKS unavailable: {exc}") from exc
             return  # keep serving the keys we have
         keys = {}
         for entry in document.get("keys", []):

@@ -1,8 +1,10 @@
 """Chaos scenarios drive the running local stack like the end-to-end suite, and break it.
 
 Knobs (environment): CHAOS_ORDERS (orders per scenario, default 16) and
-CHAOS_DURATION (seconds of load per scenario, default 8) keep `make test` short;
-`make chaos` raises both. Routes of the chaos proxy listen on fixed local ports
+CHAOS_DURATION (seconds they are spread over, default 8; the load goes on at that pace
+while a fault timeline lasts longer) keep `make test` short; `make chaos` raises both.
+CHAOS_SAGA_BOUND_SECONDS (90) bounds every saga, CHAOS_PAYMENT_FAILURE_RATE the
+payment scenario's rate. Routes of the chaos proxy listen on fixed local ports
 (CHAOS_*_PORT) because the Kafka route must match the broker's advertised port.
 """
 

@@ -8,7 +8,8 @@ a proxy):
   available + reserved + sold (COMMITTED lines) = the initial stock (no oversell,
   nothing created or lost);
 - a confirmed order has a SUCCEEDED payment and COMMITTED reservations;
-- no saga FAILED, and none older than the bound without being terminal.
+- no saga older than the bound without being terminal (one seen FAILED, the engine's
+  alert for a compensation that keeps failing, is counted: it must still end).
 
 After the load, ``settle`` waits for every saga and ``final_check`` verifies:
 
@@ -140,6 +141,8 @@ class InvariantChecker:
         self._reported: set[tuple[str, str]] = set()
         self.samples = 0
         self.sample_errors: Counter[str] = Counter()
+        #: Sagas seen FAILED (a compensation stuck for a while) at some sample.
+        self.failed_seen: set[str] = set()
         self.facts: dict[str, Any] = {}
         self._connections: dict[str, asyncpg.Connection] = {}
         self._stop = asyncio.Event()
@@ -258,8 +261,10 @@ class InvariantChecker:
     async def _check_sagas_in_flight(self) -> None:
         for row in await self._sagas():
             if row["state"] == "FAILED":
-                self.violate("saga terminal", row["order_id"], "saga FAILED (stuck compensation)")
-            elif row["state"] not in TERMINAL and row["seconds"] > self.saga_bound:
+                # The engine's alert that a compensation keeps failing; it goes on
+                # retrying, so only a saga still not terminal at the bound is a violation.
+                self.failed_seen.add(row["order_id"])
+            if row["state"] not in TERMINAL and row["seconds"] > self.saga_bound:
                 self.violate(
                     "saga within bound",
                     row["order_id"],
@@ -772,6 +777,7 @@ class InvariantChecker:
                 "terminal": len(saga_seconds),
                 "bound_seconds": self.saga_bound,
                 "max_seconds": max(saga_seconds, default=0.0),
+                "seen_failed_then_recovered": len(self.failed_seen),
                 "median_seconds": statistics.median(saga_seconds) if saga_seconds else 0.0,
             },
             "requests": {

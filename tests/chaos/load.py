@@ -17,13 +17,13 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from tests.e2e.conftest import Account
-from tests.e2e.saga_support import ADDRESS, new_product
+from tests.e2e.saga_support import ADDRESS
 
 BFF_QUERY = "query Mine { orders(first: 5) { id status } }"
 #: What the read loop asks: the BFF (GraphQL over gRPC) and the catalogue.
@@ -85,17 +85,54 @@ async def open_shop(
     await login(gateway, admin)  # a long `make chaos` session outlives access tokens
     # ~1.5 units per order over `products` products, and stock for about 3/4 of it.
     stock = max(2, int(orders * 1.5 * 0.75 / products))
-    ids = [await new_product(gateway, admin, stock=stock, price="19.90") for _ in range(products)]
+    ids = [await create_product(gateway, admin, stock=stock) for _ in range(products)]
     return Shop({product: stock for product in ids}, accounts)
+
+
+async def create_product(gateway: httpx.AsyncClient, admin: Account, *, stock: int) -> str:
+    """A product of the scenario's own (``new_product``, patient with a restarting stack)."""
+    response = await _patiently(
+        lambda: gateway.post(
+            "/api/inventory/products",
+            json={
+                "name": f"Chaos {uuid.uuid4().hex[:8]}",
+                "description": "chaos scenario",
+                "price": "19.90",
+                "availableQuantity": stock,
+            },
+            headers=admin.bearer,
+        )
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["productId"])
 
 
 async def login(gateway: httpx.AsyncClient, account: Account) -> None:
     """Fresh tokens for ``account`` (access tokens live 15 minutes)."""
-    response = await gateway.post(
-        "/api/auth/login", json={"email": account.email, "password": account.password}
+    response = await _patiently(
+        lambda: gateway.post(
+            "/api/auth/login", json={"email": account.email, "password": account.password}
+        )
     )
     assert response.status_code == 200, response.text
     account.tokens = response.json()
+
+
+async def _patiently(
+    send: Callable[[], Awaitable[httpx.Response]], *, seconds: float = 120.0
+) -> httpx.Response:
+    """``send()`` again while the stack answers 502/503 or not at all (it is shared, and
+    others restart it); any other answer is returned."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            response = await send()
+            if response.status_code not in (502, 503, 504) or time.monotonic() > deadline:
+                return response
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(1.0)
 
 
 def token_mix(count: int, *, declined: float = 0.2, timeout: float = 0.0) -> list[str]:

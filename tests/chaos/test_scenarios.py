@@ -24,10 +24,10 @@ from handwritten.payment.adapters.gateway import failure_roll
 from tests.chaos import stack
 from tests.chaos.conftest import CHAOS_DURATION, CHAOS_ORDERS, CHAOS_SAGA_BOUND, Proxy
 from tests.chaos.invariants import BROKER_MAY_OUTLAST_THE_PAYMENT_TIMEOUT, Expectations
-from tests.chaos.load import Line, PlacedOrder, token_mix
+from tests.chaos.load import Line, PlacedOrder, create_product, token_mix
 from tests.chaos.scenario import Context, run_scenario
 from tests.e2e.conftest import Account
-from tests.e2e.saga_support import ADDRESS, new_product
+from tests.e2e.saga_support import ADDRESS
 
 PAYMENT_FAILURE_RATE = float(os.environ.get("CHAOS_PAYMENT_FAILURE_RATE", "0.4"))
 #: Orders' CheckAvailability deadline is 2 s (INVENTORY_TIMEOUT_SECONDS) and the saga's
@@ -173,7 +173,7 @@ async def _probe_deadline(
 ) -> dict[str, Any]:
     # A product of the probe's own (the load may have sold the others out), checked
     # like the scenario's: stock conservation, no stray order.
-    product = await new_product(gateway, admin, stock=5)
+    product = await create_product(gateway, admin, stock=5)
     context.shop.products[product] = 5
     key = f"chaos-probe-{uuid.uuid4()}"
     body = {

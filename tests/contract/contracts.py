@@ -23,7 +23,7 @@ from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import UnsupportedMethodResponse
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.contract.budget import BUDGET
+from tests.contract.budget import BUDGET, random_loopback
 from tests.contract.identities import IdentityPool
 from tests.contract.semantics import shape_positive_case
 from tests.contract.stock import FuzzStock
@@ -127,21 +127,26 @@ def scenarios(schema: OpenApiSchema) -> type[Any]:
     """The ``unittest`` test case running ``schema``'s stateful scenarios.
 
     A scenario follows the spec's OpenAPI links (create an order, then read, cancel
-    and inspect it…) as one customer, pinned for the scenario.
+    and inspect it…) as one client: one customer and one address for all its steps.
     """
     base = schema.as_state_machine()
 
-    class OneCustomerScenario(base):  # type: ignore[misc, valid-type]
+    class OneClientScenario(base):  # type: ignore[misc, valid-type]
+        """One scenario, one client: a pinned customer and a loopback address of its own."""
+
         def setup(self) -> None:
-            self._customer = ExitStack()
-            self._customer.enter_context(IDENTITIES.scenario())
+            self._client = ExitStack()
+            self._client.enter_context(IDENTITIES.scenario())
+            self._session = self._client.enter_context(
+                FuzzSession(random_loopback(), resolve_deferred)
+            )
 
         def teardown(self) -> None:
-            self._customer.close()
+            self._client.close()
 
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
-            return call_kwargs()
+            return {"session": self._session}
 
-    test_case: type[Any] = OneCustomerScenario.TestCase
-    test_case.settings = BUDGET.settings()
+    test_case: type[Any] = OneClientScenario.TestCase
+    test_case.settings = BUDGET.settings(shrink=False)
     return test_case

@@ -13,7 +13,7 @@ one customer with enough quota for a whole scenario.
 
 The identities log in from their own loopback address (``MC_FUZZ_IDENTITY_ADDRESS``,
 default 127.0.0.3): they only ever log in successfully, so no failed login of the
-fuzzer (127.0.0.2) or of anyone else (127.0.0.1) can throttle them.
+fuzzer (random 127.x.y.z addresses) or of anyone else (127.0.0.1) can throttle them.
 """
 
 from __future__ import annotations

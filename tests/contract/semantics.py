@@ -8,8 +8,9 @@ staying schema-valid; negative cases are left alone (they must be refused anyway
 the fuzzer still sends the rule-breaking values, only never as "valid" ones.
 
 - registration and login: the e-mail must be deliverable (email-validator's rules,
-  no special-use domain such as ``.test``); registration: the password strength
-  policy (three character classes, not the e-mail's local part, not common);
+  no special-use domain such as ``.test``); registration: the e-mail is not taken yet
+  and the password meets the strength policy (three character classes, not the
+  e-mail's local part, not common);
 - listings: the cursor is opaque, only one the API returned is valid;
 - analytics: ``from`` not after ``to``, at most 366 days from first to last;
 - orders: each product at most once per order; one Idempotency-Key per request; and
@@ -24,6 +25,7 @@ the fuzzer still sends the rule-breaking values, only never as "valid" ones.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -45,6 +47,8 @@ FUZZ_CORRELATION_ID = "contract-fuzz"
 FUZZ_FLAG_TTL_SECONDS = 60
 _idempotency_keys = itertools.count(1)
 _emails = itertools.count(1)
+#: Tells this run's registrations from earlier runs' (not a Hypothesis draw).
+_RUN = uuid.uuid4().hex[:8]
 
 
 def strong_password(password: str, email: str) -> str:
@@ -74,9 +78,19 @@ def deliverable_credentials(case: Case) -> None:
         body["email"] = deliverable_email(body["email"])
 
 
+def unique_email(email: str) -> str:
+    """``email`` made unique to this request: generation repeats values (within a run
+    and, derandomized, across runs), and a taken address answers 409, which would turn
+    a scenario's next steps (log in with it…) into a different scenario."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:40]}+{_RUN}{next(_emails)}@{domain}"
+
+
 def valid_registration(case: Case) -> None:
     deliverable_credentials(case)
     body = case.body
+    if isinstance(body, dict) and isinstance(body.get("email"), str):
+        body["email"] = deliverable_email(unique_email(body["email"]))
     if isinstance(body, dict) and isinstance(body.get("password"), str):
         body["password"] = strong_password(body["password"], str(body.get("email", "")))
 

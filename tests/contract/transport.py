@@ -9,13 +9,14 @@ the cases are built while pytest collects the tests, before any request may be m
   customer's rate limit;
 - fuzz products: orders carry placeholder product ids (``stock.py``).
 
-The session's connections leave from their own loopback address (``127.0.0.2`` by
-default; any ``127.0.0.0/8`` address reaches the gateway on ``127.0.0.1``). The auth
-service throttles failed logins per client address (50 per 15 minutes): fuzzing the
-login operation fails on purpose again and again, and from the shared ``127.0.0.1`` it
-would lock every other test and user of the local stack out of logging in. From its
-own address the fuzzer only throttles itself, and the 429 it then gets is a
-documented answer of that operation.
+The session's connections leave from their own loopback address (any ``127.0.0.0/8``
+address reaches the gateway on ``127.0.0.1``): a random one per run for the stateless
+tests, and a fresh one per stateful scenario. The auth service throttles failed logins
+per client address (50 per 15 minutes): fuzzing the login operation fails on purpose
+again and again, and from the shared ``127.0.0.1`` it would lock every other test and
+user of the local stack out of logging in. From its own address the fuzzer only
+throttles itself (the 429 it may then get is a documented answer of that operation),
+and a scenario, which registers and then logs in, starts with a clean slate.
 """
 
 from __future__ import annotations

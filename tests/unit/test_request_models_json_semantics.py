@@ -7,7 +7,8 @@ Schema in ways a request shows. The generator now emits models where
   refused (pydantic's lax int took them), ``5.0`` is accepted (its strict int does not);
 - an optional property that is not nullable takes no explicit ``null`` (pydantic
   types it ``X | None``), while leaving it out is fine;
-- an optional property with a default is not nullable either.
+- an optional property with a default is not nullable either;
+- a name is not blank (white space only), as the domains already required.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from generated.models.auth import RegisterRequest
 from generated.models.inventory import CreateProductRequest, UpdateProductRequest
 from generated.models.orders import CreateOrderItem, CreateOrderRequest
+from handwritten.auth.domain.users import name_violations
+from handwritten.inventory.domain.products import new_product
 
 ADDRESS = {
     "street": "Av. Paulista, 1000",
@@ -71,3 +75,21 @@ def test_leaving_an_optional_property_out_is_still_fine() -> None:
     assert product.description == ""
     update = UpdateProductRequest.model_validate({"price": "12.50"})
     assert update.model_fields_set == {"price"}
+
+
+BLANK = [" ", "\u00a0", "\u3000 \u2003", "\t", "\x85"]
+NOT_BLANK = ["a", " Mug ", "\ufeff", "Café", "\u2003x"]
+
+
+@pytest.mark.parametrize("name", BLANK + NOT_BLANK)
+def test_a_name_is_refused_at_the_edge_exactly_when_the_domain_calls_it_blank(name: str) -> None:
+    """Found by contract fuzzing: a name of white space only (``"\\u00a0"``) matched
+    the spec's pattern, so it was "valid", and then the domain refused it as blank."""
+    blank = name in BLANK
+    assert blank == bool(name_violations(name))
+    assert accepts(CreateProductRequest, {**PRODUCT, "name": name}) is not blank
+    assert accepts(UpdateProductRequest, {"name": name}) is not blank
+    registration = {"email": "ana@example.com", "password": "Sturdy-Passw0rd!", "name": name}
+    assert accepts(RegisterRequest, registration) is not blank
+    if not blank:
+        assert new_product(name=name, description="", price="1.00", available_quantity=1)
