@@ -22,6 +22,7 @@ from handwritten.auth.adapters.keystore import JwtSigner, KeyEncryptor, Postgres
 from handwritten.auth.adapters.passwords import Argon2PasswordHasher
 from handwritten.auth.adapters.postgres import PostgresUnitOfWork
 from handwritten.auth.adapters.throttle import RedisLoginAttemptCounter
+from handwritten.auth.admins import AdminOutcome, create_admin
 from handwritten.auth.api import AuthApi, AuthComponents, accept_local_email_domains
 from handwritten.auth.domain.keys import KeyRotationPolicy, SigningKeyInfo
 from handwritten.auth.domain.throttle import LoginThrottlePolicy, ThrottleLimit
@@ -252,5 +253,24 @@ async def rotate_signing_key(settings: AuthSettings) -> SigningKeyInfo:
         assert info is not None
         await keys.signing_key()  # proves the new key decrypts with this secret
         return info
+    finally:
+        await pool.close()
+
+
+async def add_admin(
+    settings: AuthSettings, *, email: str, password: str, name: str
+) -> AdminOutcome:
+    """``python -m handwritten.auth create-admin``: an admin account unless the e-mail
+    exists (``InvalidRegistrationError`` when the rules refuse it)."""
+    pool = await open_pool(settings)
+    try:
+        await apply_migrations(pool)
+        return await create_admin(
+            lambda: PostgresUnitOfWork(pool),
+            password_hasher(settings),
+            email=email,
+            password=password,
+            name=name,
+        )
     finally:
         await pool.close()

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from generated.models.events import UserRegisteredPayload
+from handwritten.auth.admins import AdminOutcome, create_admin
 from handwritten.auth.domain.errors import (
-    EmailAlreadyRegisteredError,
     InvalidCredentialsError,
     InvalidRegistrationError,
     LoginThrottledError,
@@ -32,9 +32,7 @@ from handwritten.auth.domain.tokens import (
     refresh_token_digest,
 )
 from handwritten.auth.domain.users import (
-    ADMIN_ROLES,
     CUSTOMER_ROLES,
-    Role,
     User,
     email_violations,
     name_violations,
@@ -237,30 +235,16 @@ class AuthService:
 
     # -- admin seeding --------------------------------------------------------------
     async def seed_admin(self, *, email: str, password: str, name: str) -> bool:
-        """Create the admin account unless the e-mail exists; True when created.
+        """Create the configured admin unless the e-mail exists; True when created.
 
         Idempotent and safe with several replicas starting at once. An existing
-        account is never modified (in particular never promoted to admin).
+        account is never modified (in particular never promoted to admin); a password
+        below the policy is only warned about (see ``admins.create_admin``).
         """
-        email = normalise_email(email)
-        async with self._uow() as uow:
-            existing = await uow.users.get_by_email(email)
-        if existing is not None:
-            if Role.ADMIN not in existing.roles:
-                log.warning("ADMIN_EMAIL belongs to an account without the admin role")
-            return False
-        if password_violations(password, email=email):
-            log.warning("ADMIN_PASSWORD does not meet the password policy; change it")
-        password_hash = await self._hasher.hash(password)
-        try:
-            async with self._uow() as uow:
-                user = await uow.users.add(
-                    email=email, name=name, password_hash=password_hash, roles=ADMIN_ROLES
-                )
-        except EmailAlreadyRegisteredError:
-            return False  # another replica seeded it first
-        log.info("admin account seeded", user_id=str(user.id))
-        return True
+        outcome = await create_admin(
+            self._uow, self._hasher, email=email, password=password, name=name, strict=False
+        )
+        return outcome is AdminOutcome.CREATED
 
     # -- helpers --------------------------------------------------------------------
     async def _issue(self, user: User, refresh_token: str, now: datetime) -> IssuedTokens:

@@ -67,10 +67,20 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class Shop:
-    """The products (id → initial stock) and accounts one scenario orders with."""
+    """The products (id → initial stock) and accounts one scenario orders with.
+
+    ``products`` are all the products the invariants check; the load only orders those
+    ``on_sale``. A probe adds a product of its own to be checked, which the load must
+    not sell out under it.
+    """
 
     products: dict[str, int]
     accounts: list[Account]
+    on_sale: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.on_sale:
+            object.__setattr__(self, "on_sale", tuple(self.products))
 
 
 async def open_shop(
@@ -207,7 +217,7 @@ class LoadDriver:
                 await asyncio.wait_for(stop.wait(), interval)
 
     def _lines(self) -> tuple[Line, ...]:
-        products = list(self._shop.products)
+        products = list(self._shop.on_sale)
         chosen = self._rng.sample(
             products, k=self._rng.choice([1, 1, 2]) if len(products) > 1 else 1
         )

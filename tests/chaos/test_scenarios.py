@@ -172,7 +172,8 @@ async def _probe_deadline(
     gateway: httpx.AsyncClient, admin: Account, account: Account, context: Context
 ) -> dict[str, Any]:
     # A product of the probe's own (the load may have sold the others out), checked
-    # like the scenario's: stock conservation, no stray order.
+    # like the scenario's (stock conservation, no stray order) but not on sale to the
+    # load, which would otherwise sell its 5 units before the probe places again.
     product = await create_product(gateway, admin, stock=5)
     context.shop.products[product] = 5
     key = f"chaos-probe-{uuid.uuid4()}"

@@ -1,4 +1,8 @@
-"""Who the fuzzer is: the seeded admin and a pool of fresh customers.
+"""Who the fuzzer is: an admin of its own and a pool of fresh customers.
+
+The admin is created with the auth service's ``create-admin`` command (admins are never
+made through the API), not the seeded one: the fuzzer must not share an account that
+every other test, the demo and people use, nor risk locking it.
 
 The gateway limits every user to 100 requests per minute on the order and GraphQL
 routes (fixed windows aligned to the UTC minute, as Kong counts them). One customer
@@ -18,6 +22,9 @@ fuzzer (random 127.x.y.z addresses) or of anyone else (127.0.0.1) can throttle t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,11 +36,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from generated import catalog
 from generator.catalog import Catalog
 from tests.contract.budget import SCENARIO_STEPS
 
 PASSWORD = "Contract-Fuzz-2026!"
+ADMIN_EMAIL = "contract-fuzz-admin@example.com"
 #: Tokens live 900 s; log in again well before that.
 TOKEN_REFRESH_SECONDS = 600
 #: Requests per user and minute the pool hands out, out of the gateway's limit.
@@ -102,11 +109,11 @@ class IdentityPool:
     # ------------------------------------------------------------------ tokens
 
     def admin_token(self) -> str:
-        """A fresh access token of the seeded admin (catalog defaults)."""
+        """A fresh access token of the fuzzer's own admin (created on first use)."""
         with self._lock:
             if self._admin is None:
-                defaults = {v.name: v.default for v in catalog.SERVICES["auth"].env}
-                self._admin = Identity(defaults["ADMIN_EMAIL"], defaults["ADMIN_PASSWORD"])
+                create_admin(ADMIN_EMAIL, PASSWORD)
+                self._admin = Identity(ADMIN_EMAIL, PASSWORD)
             return self._fresh_token(self._admin)
 
     def customer_token(self, path: str) -> str:
@@ -183,6 +190,29 @@ class IdentityPool:
         identity.token = response.json()["access_token"]
         identity.logged_in_at = self.clock()
         return identity.token
+
+
+def create_admin(email: str, password: str) -> None:
+    """``python -m handwritten.auth create-admin`` (idempotent), on the auth service's
+    database as the local stack configures it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "handwritten.auth",
+            "create-admin",
+            email,
+            "--name",
+            "Contract Fuzzer",
+        ],
+        env={**os.environ, "MC_NEW_ADMIN_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot create the fuzz admin: {result.stdout}{result.stderr}")
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -39,9 +39,6 @@ from handwritten.auth.domain.passwords import password_violations
 from tests.contract.stock import PLACEHOLDERS
 
 MAX_RANGE_DAYS = 366
-#: The only scope the fuzzer sets or clears fault flags for; no request carries it.
-FUZZ_CORRELATION_ID = "contract-fuzz"
-FLAG_TTL_SECONDS = 60
 #: The correlation id every fuzzed fault flag is scoped to: no saga ever has it.
 FUZZ_CORRELATION_ID = "contract-fuzz"
 FUZZ_FLAG_TTL_SECONDS = 60
@@ -160,38 +157,6 @@ def harmless_fault_flag(case: Case) -> None:
         case.body["ttlSeconds"] = FUZZ_FLAG_TTL_SECONDS
     elif case.query is None or isinstance(case.query, dict):
         case.query = {**(case.query or {}), "correlationId": FUZZ_CORRELATION_ID}
-
-
-def _fault_point(case: Case) -> Any:
-    """The fault point of the case's service its path names, made a real one."""
-    collection = case.operation.path.rpartition("/")[0]
-    points = sorted(
-        (point for point in FAULT_POINTS.values() if point.admin_path == collection),
-        key=lambda point: point.name,
-    )
-    if not points or not isinstance(case.path_parameters, dict):
-        return None
-    named = str(case.path_parameters.get("point", ""))
-    point = next((p for p in points if p.name == named), points[len(named) % len(points)])
-    case.path_parameters["point"] = point.name
-    return point
-
-
-def fuzz_scoped_flag(case: Case) -> None:
-    point = _fault_point(case)
-    body = case.body
-    if point is None or not isinstance(body, dict):
-        return
-    if body.get("mode") not in point.modes:
-        body["mode"] = point.modes[0]
-    body["match"] = {"correlationId": FUZZ_CORRELATION_ID}
-    ttl = body.get("ttlSeconds")
-    body["ttlSeconds"] = min(ttl, FLAG_TTL_SECONDS) if isinstance(ttl, int) else FLAG_TTL_SECONDS
-
-
-def fuzz_scoped_clear(case: Case) -> None:
-    _fault_point(case)
-    case.query = {"correlationId": FUZZ_CORRELATION_ID}
 
 
 RULES: dict[str, Callable[[Case], None]] = {

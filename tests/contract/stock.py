@@ -10,18 +10,31 @@ Schemathesis generates part of its cases while pytest collects the tests, when t
 stack must not be needed yet, so generated orders name the products by placeholder
 ids; ``resolve()`` swaps in the real ids when the request is sent (a UUID for a
 UUID: the body keeps its length).
+
+The fuzzer also changes products (``update_product`` with random names, prices and
+stock), and links lead it to products it did not create: the first page of the
+catalogue holds the seeded demo products, later pages other tests' products.
+``ProductGuard`` keeps it to its own: a change aimed at a product it has only seen
+goes to a scratch product of its own instead (same operation, same body), while
+random ids still reach the service and get their 404.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import requests
 
 PRODUCT_NAMES = tuple(f"Contract fuzz stock {n}" for n in range(1, 4))
+#: The product a change to someone else's product is redirected to.
+SCRATCH_NAME = "Contract fuzz scratch"
 #: What generated orders carry instead of the real ids, one per product.
 PLACEHOLDERS = tuple(f"00000000-0000-4000-8000-00000000f00{n}" for n in range(1, 4))
 #: The most the inventory API accepts (CreateProductRequest.availableQuantity).
@@ -36,6 +49,7 @@ class FuzzStock:
     gateway_url: str
     admin_token: Callable[[], str]
     _ids: tuple[str, ...] = ()
+    _scratch: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def product_ids(self) -> tuple[str, ...]:
@@ -52,12 +66,19 @@ class FuzzStock:
             body = body.replace(placeholder.encode(), product_id.encode())
         return body
 
-    def _prepare(self) -> tuple[str, ...]:
+    def scratch_id(self) -> str:
+        """The id of the scratch product (looked up or created on first use)."""
+        with self._lock:
+            if not self._scratch:
+                (self._scratch,) = self._prepare((SCRATCH_NAME,))
+            return self._scratch
+
+    def _prepare(self, names: tuple[str, ...] = PRODUCT_NAMES) -> tuple[str, ...]:
         with httpx.Client(base_url=self.gateway_url, timeout=30) as client:
-            existing = _products_by_name(client)
+            existing = _products_by_name(client, names)
             headers = {"Authorization": f"Bearer {self.admin_token()}"}
             ids = []
-            for name in PRODUCT_NAMES:
+            for name in names:
                 if name in existing:
                     response = client.patch(
                         f"/api/inventory/products/{existing[name]}",
@@ -78,7 +99,7 @@ class FuzzStock:
             return tuple(ids)
 
 
-def _products_by_name(client: httpx.Client) -> dict[str, str]:
+def _products_by_name(client: httpx.Client, names: tuple[str, ...]) -> dict[str, str]:
     found: dict[str, str] = {}
     params: dict[str, Any] = {"limit": 100}
     while True:
@@ -86,8 +107,62 @@ def _products_by_name(client: httpx.Client) -> dict[str, str]:
         page.raise_for_status()
         body = page.json()
         for product in body["items"]:
-            if product["name"] in PRODUCT_NAMES:
+            if product["name"] in names:
                 found.setdefault(product["name"], product["productId"])
         if not body["nextCursor"]:
             return found
         params = {"limit": 100, "cursor": body["nextCursor"]}
+
+
+PRODUCT_PATH = re.compile(r"^/api/inventory/products/(?P<id>[^/]+)$")
+CHANGES = frozenset({"PATCH", "PUT", "DELETE"})
+
+
+@dataclass
+class ProductGuard:
+    """Keeps the fuzzer's product changes on products of its own (thread-safe)."""
+
+    stock: FuzzStock
+    #: Products no fuzz request may change (the seeded demo products).
+    protected: frozenset[str] = frozenset()
+    _own: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def redirect(self, request: requests.PreparedRequest) -> None:
+        """Aim a change to a product the fuzzer did not create at the scratch product."""
+        if request.method not in CHANGES:
+            return
+        url = urlsplit(request.url or "")
+        match = PRODUCT_PATH.match(url.path)
+        if match is None:
+            return
+        product_id = match["id"]
+        with self._lock:
+            foreign = product_id in self.protected or (
+                product_id in self._seen and product_id not in self._own
+            )
+        if foreign and product_id not in self.stock.product_ids():
+            path = f"/api/inventory/products/{self.stock.scratch_id()}"
+            request.url = urlunsplit(url._replace(path=path))
+
+    def observe(self, response: requests.Response) -> None:
+        """Learn product ids from inventory answers: created (own) or only seen."""
+        path = urlsplit(response.request.url or "").path
+        if not path.startswith("/api/inventory/products") or response.status_code >= 300:
+            return
+        try:
+            body = response.json()
+        except (ValueError, json.JSONDecodeError):
+            return
+        items = body.get("items") if isinstance(body, dict) else None
+        found = [
+            str(item["productId"])
+            for item in (items if isinstance(items, list) else [body])
+            if isinstance(item, dict) and "productId" in item
+        ]
+        with self._lock:
+            if response.request.method == "POST" and response.status_code == 201:
+                self._own.update(found)
+            else:
+                self._seen.update(found)

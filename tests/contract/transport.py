@@ -7,7 +7,8 @@ the cases are built while pytest collects the tests, before any request may be m
   it needs (``contracts.PoolAuth``); the real token is taken from the identity pool
   when the request is sent, which is also when the request counts against that
   customer's rate limit;
-- fuzz products: orders carry placeholder product ids (``stock.py``).
+- fuzz products: orders carry placeholder product ids, and changes to products the
+  fuzzer did not create go to a scratch product of its own (``stock.py``).
 
 The session's connections leave from their own loopback address (any ``127.0.0.0/8``
 address reaches the gateway on ``127.0.0.1``): a random one per run for the stateless
@@ -43,13 +44,21 @@ class SourceAddressAdapter(HTTPAdapter):
 class FuzzSession(requests.Session):
     """A session that resolves deferred values in each request before sending it."""
 
-    def __init__(self, address: str, resolve: Callable[[requests.PreparedRequest], None]) -> None:
+    def __init__(
+        self,
+        address: str,
+        resolve: Callable[[requests.PreparedRequest], None],
+        observe: Callable[[requests.Response], None] = lambda response: None,
+    ) -> None:
         super().__init__()
         self._resolve = resolve
+        self._observe = observe
         adapter = SourceAddressAdapter(address)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self._resolve(request)
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        self._observe(response)
+        return response

@@ -174,6 +174,9 @@ def build_router(handlers: PaymentHandlers) -> APIRouter:
         response_model=FaultFlag,
         response_description="The flag as stored.",
         responses={
+            400: {
+                "description": "The request is malformed (for example the body is not valid JSON).",
+            },
             401: {
                 "description": (
                     "Missing, malformed, expired or otherwise invalid credentials (bearer token, "
