@@ -80,7 +80,7 @@ fuzz: venv infra-up ## Fuzz every API through the gateway (random, FUZZ_EXAMPLES
 	$(SERVICES) up
 	@mkdir -p $(FUZZ_REPORTS)
 	MC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MC_FUZZ_RANDOM=1 MC_FUZZ_REPORT_DIR=$(FUZZ_REPORTS) \
-	  $(PY) -m pytest tests/contract -o timeout=0 --junitxml=$(FUZZ_REPORTS)/junit.xml $(PYTEST_ARGS)
+	  $(PY) -m pytest tests/contract -o timeout=0 -o junit_family=xunit1 --junitxml=$(FUZZ_REPORTS)/junit.xml $(PYTEST_ARGS)
 
 # The soak's size: orders and seconds of load per fault segment (and per scenario).
 CHAOS_ORDERS ?= 60

@@ -6,6 +6,7 @@ as one JSON line to ``<dir>/contract-tests.ndjson`` (see report.py).
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -15,7 +16,13 @@ from generated import catalog
 from tests.contract.budget import BUDGET
 from tests.contract.report import NdjsonReport
 
-_REPORT = NdjsonReport(BUDGET.report_dir / "contract-tests.ndjson") if BUDGET.report_dir else None
+#: Written by the controlling process only: with pytest-xdist it sees every worker's
+#: reports too, and a worker would truncate and duplicate its lines.
+_REPORT = (
+    NdjsonReport(BUDGET.report_dir / "contract-tests.ndjson")
+    if BUDGET.report_dir and "PYTEST_XDIST_WORKER" not in os.environ
+    else None
+)
 #: How long the suite waits for the stack to be ready before its first request.
 READY_SECONDS = 120
 
@@ -44,6 +51,16 @@ def stack_ready() -> None:
             if time.monotonic() > deadline:
                 pytest.fail(f"the stack is not ready after {READY_SECONDS} s: {waiting[0]}")
             time.sleep(0.5)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Name the API operation in the reports: schemathesis gives every operation of a
+    spec the same test id. A user property is in every phase's report, reaches the
+    junit XML (xunit1) and travels from pytest-xdist workers."""
+    label = getattr(item, "operation_label", None)
+    if label and ("operation", label) not in item.user_properties:
+        item.user_properties.append(("operation", label))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

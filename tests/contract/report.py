@@ -22,8 +22,8 @@ _CURL = re.compile(r"^[\s|]*(curl -X .+)$", re.MULTILINE)
 
 
 class NdjsonReport:
-    """Appends ``{"test", "phase", "outcome", "duration", "finished_at", "checks",
-    "reproduce", "details"}`` lines to a file (started afresh by each run)."""
+    """Appends ``{"test", "operation", "phase", "outcome", "duration", "finished_at",
+    "checks", "reproduce", "details"}`` lines to a file (started afresh by each run)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -38,6 +38,7 @@ class NdjsonReport:
         details = report.longreprtext if report.failed else ""
         line = {
             "test": report.nodeid,
+            "operation": dict(report.user_properties).get("operation"),
             "phase": report.when,
             "outcome": report.outcome,
             "duration": round(report.duration, 3),
