@@ -12,14 +12,7 @@ import enum
 from collections.abc import Callable
 
 from handwritten.auth.domain.errors import EmailAlreadyRegisteredError, InvalidRegistrationError
-from handwritten.auth.domain.passwords import password_violations
-from handwritten.auth.domain.users import (
-    ADMIN_ROLES,
-    Role,
-    email_violations,
-    name_violations,
-    normalise_email,
-)
+from handwritten.auth.domain.users import ADMIN_ROLES, Role, account_violations, normalise_email
 from handwritten.auth.ports import PasswordHasher, UnitOfWork
 from handwritten.runtime.logging import get_logger
 
@@ -50,11 +43,7 @@ async def create_admin(
     weak configured password never stops the service.
     """
     email = normalise_email(email)
-    violations = [
-        *email_violations(email),
-        *password_violations(password, email=email),
-        *name_violations(name),
-    ]
+    violations = account_violations(email, password, name)
     if violations and strict:
         raise InvalidRegistrationError(violations)
     async with unit_of_work() as uow:

@@ -23,7 +23,6 @@ from handwritten.auth.domain.errors import (
     RefreshTokenRejectedError,
     UnknownUserError,
 )
-from handwritten.auth.domain.passwords import password_violations
 from handwritten.auth.domain.throttle import LoginThrottlePolicy
 from handwritten.auth.domain.tokens import (
     RevokeReason,
@@ -34,8 +33,7 @@ from handwritten.auth.domain.tokens import (
 from handwritten.auth.domain.users import (
     CUSTOMER_ROLES,
     User,
-    email_violations,
-    name_violations,
+    account_violations,
     normalise_email,
 )
 from handwritten.auth.ports import (
@@ -101,11 +99,7 @@ class AuthService:
     async def register(self, *, email: str, password: str, name: str) -> User:
         """A new customer; ``InvalidRegistrationError`` or ``EmailAlreadyRegisteredError``."""
         email = normalise_email(email)
-        violations = [
-            *email_violations(email),
-            *password_violations(password, email=email),
-            *name_violations(name),
-        ]
+        violations = account_violations(email, password, name)
         if violations:
             raise InvalidRegistrationError(violations)
         password_hash = await self._hasher.hash(password)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from handwritten.auth.domain.errors import FieldViolation
+from handwritten.auth.domain.passwords import password_violations
 
 MAX_EMAIL_LENGTH = 254
 
@@ -61,3 +62,12 @@ def name_violations(name: str) -> list[FieldViolation]:
     if not name.strip():
         return [FieldViolation("name", "must not be blank")]
     return []
+
+
+def account_violations(email: str, password: str, name: str) -> list[FieldViolation]:
+    """Every rule a new account breaks (customer or admin), for a normalised e-mail."""
+    return [
+        *email_violations(email),
+        *password_violations(password, email=email),
+        *name_violations(name),
+    ]
