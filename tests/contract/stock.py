@@ -21,7 +21,6 @@ random ids still reach the service and get their 404.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable
@@ -153,7 +152,7 @@ class ProductGuard:
             return
         try:
             body = response.json()
-        except (ValueError, json.JSONDecodeError):
+        except ValueError:  # not JSON (requests' JSONDecodeError is a ValueError)
             return
         items = body.get("items") if isinstance(body, dict) else None
         found = [
