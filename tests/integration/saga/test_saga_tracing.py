@@ -9,30 +9,12 @@ the gRPC calls it makes as its children.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from handwritten.runtime import tracing
 from handwritten.runtime.tracing.grpclib import instrument_channel
 from tests.integration.saga.conftest import Harness, definition
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.use_provider(provider)
-    try:
-        yield memory
-    finally:
-        tracing.use_provider(None)
-        provider.shutdown()
 
 
 async def test_every_step_is_a_span_of_the_trace_that_started_the_saga(

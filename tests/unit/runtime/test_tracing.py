@@ -6,13 +6,9 @@ never touched, so other tests see tracing off).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import structlog
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import SpanKind
@@ -30,19 +26,6 @@ from handwritten.runtime.tracing.propagation import (
 from handwritten.runtime.tracing.setup import EntryPointSampler, TracingSettings
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.use_provider(provider)
-    try:
-        yield memory
-    finally:
-        tracing.use_provider(None)
-        provider.shutdown()
 
 
 def hex_ids(span: trace.Span) -> tuple[str, str]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from grpclib import GRPCError, Status
 from grpclib.client import Channel
 from grpclib.events import RecvRequest, listen
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -54,19 +53,6 @@ class RecordingInventory(InventoryServiceBase):
         if product == "slow":
             await asyncio.sleep(2)
         return CheckAvailabilityResponse(available=True)
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.use_provider(provider)
-    try:
-        yield memory
-    finally:
-        tracing.use_provider(None)
-        provider.shutdown()
 
 
 @pytest.fixture
