@@ -386,6 +386,23 @@ def kafka_outbox(catalog: Catalog, topics: Sequence[_Topic]) -> Dashboard:
     return board
 
 
+def _grpc_panels(board: Dashboard, this: str, side: str, calls: str, latency: str) -> None:
+    """Half-width panels of calls by method and code, and their p95 latency, for one
+    side (``server`` or ``client``) of the gRPC metrics."""
+    board.graph(
+        calls,
+        [Query(rate(f"grpc_{side}_handled_total", this, by="method, code"), "{{method}} {{code}}")],
+        unit="reqps",
+        width=GRID_WIDTH // 2,
+    )
+    board.graph(
+        latency,
+        [Query(quantile(0.95, f"grpc_{side}_handling_seconds", this, by="method"), "{{method}}")],
+        unit="s",
+        width=GRID_WIDTH // 2,
+    )
+
+
 def services_red(catalog: Catalog) -> Dashboard:
     """A row per service: HTTP, gRPC served, gRPC called, database pool."""
     board = Dashboard(
@@ -420,50 +437,20 @@ def services_red(catalog: Catalog) -> Dashboard:
         )
         board.graph("HTTP latency", latencies("http_request_duration_seconds", traffic), unit="s")
         if service.grpc_port is not None:
-            board.graph(
+            _grpc_panels(
+                board,
+                this,
+                "server",
                 "gRPC calls served by method and code",
-                [
-                    Query(
-                        rate("grpc_server_handled_total", this, by="method, code"),
-                        "{{method}} {{code}}",
-                    )
-                ],
-                unit="reqps",
-                width=GRID_WIDTH // 2,
-            )
-            board.graph(
                 "gRPC latency served p95 by method",
-                [
-                    Query(
-                        quantile(0.95, "grpc_server_handling_seconds", this, by="method"),
-                        "{{method}}",
-                    )
-                ],
-                unit="s",
-                width=GRID_WIDTH // 2,
             )
         if service.calls:
-            board.graph(
+            _grpc_panels(
+                board,
+                this,
+                "client",
                 f"gRPC calls to {', '.join(service.calls)} by method and code",
-                [
-                    Query(
-                        rate("grpc_client_handled_total", this, by="method, code"),
-                        "{{method}} {{code}}",
-                    )
-                ],
-                unit="reqps",
-                width=GRID_WIDTH // 2,
-            )
-            board.graph(
                 "gRPC call latency p95 by method",
-                [
-                    Query(
-                        quantile(0.95, "grpc_client_handling_seconds", this, by="method"),
-                        "{{method}}",
-                    )
-                ],
-                unit="s",
-                width=GRID_WIDTH // 2,
             )
         if service.database:
             board.graph(
