@@ -658,24 +658,21 @@ def test_kubeconform_validates_the_rendered_overlays(
         for location in _schema_dir(tmp_path / "schemas")
         for arg in ("-schema-location", location)
     ]
-    for overlay, objs in rendered.items():
-        manifest = tmp_path / f"{overlay}.yaml"
-        manifest.write_text(yaml.safe_dump_all(objs, sort_keys=False), encoding="utf-8")
-        done = subprocess.run(
-            [
-                binary,
-                "-strict",
-                "-summary",
-                "-kubernetes-version",
-                naming.KUBERNETES_VERSION,
-                *locations,
-                str(manifest),
-            ],
+
+    def validate(manifest: Path) -> subprocess.CompletedProcess[str]:
+        command = ["-strict", "-summary", "-kubernetes-version", naming.KUBERNETES_VERSION]
+        return subprocess.run(
+            [binary, *command, *locations, str(manifest)],
             capture_output=True,
             text=True,
             check=False,
             timeout=300,
         )
+
+    for overlay, objs in rendered.items():
+        manifest = tmp_path / f"{overlay}.yaml"
+        manifest.write_text(yaml.safe_dump_all(objs, sort_keys=False), encoding="utf-8")
+        done = validate(manifest)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"Valid: {len(objs)}, Invalid: 0, Errors: 0, Skipped: 0" in done.stdout, done.stdout
     # And it does catch a broken manifest.
@@ -686,21 +683,7 @@ def test_kubeconform_validates_the_rendered_overlays(
     deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8102"
     manifest = tmp_path / "broken.yaml"
     manifest.write_text(yaml.safe_dump_all(broken, sort_keys=False), encoding="utf-8")
-    done = subprocess.run(
-        [
-            binary,
-            "-strict",
-            "-summary",
-            "-kubernetes-version",
-            naming.KUBERNETES_VERSION,
-            *locations,
-            str(manifest),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = validate(manifest)
     assert done.returncode != 0
     assert "Invalid: 2," in done.stdout, done.stdout
 
